@@ -1,0 +1,1 @@
+"""RTR Studio application: GUI, capture sources, outputs and the command line."""

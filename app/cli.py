@@ -1,0 +1,142 @@
+"""Command line: ``main.py stylize | models | bench | train | eval`` (headless, no Qt imported)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+class CliError(Exception):
+    """Printed as one line, exit status 2."""
+
+
+def _fail(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_stylize(args) -> int:
+    from tqdm import tqdm
+
+    from model.checkpoint import CheckpointError, load_model
+    from model.stylizer import StreamStylizer, StyleError
+    from model.text import TextEncoderError
+
+    from .outputs.mp4 import VideoWriteError
+    from .render import render_file
+    from .sources.video_file import VideoFileReader, VideoReadError
+    from .styles import StyleSpec, parse_switch
+
+    if not args.style and not args.reference:
+        return _fail("give a style: --style TEXT or --reference IMAGE")
+    try:
+        switches = [parse_switch(s) for s in args.switch]
+        spec = StyleSpec(prompt=args.style, reference=Path(args.reference) if args.reference else None)
+        VideoFileReader(args.input).close()  # fail fast on a bad input before loading the model
+        if Path(args.output).suffix.lower() != ".mp4":
+            return _fail(f"the output must be an .mp4 file, got {args.output}")
+        model = load_model(args.model, args.device)
+        if not model.trained:
+            print(f"note: model '{model.name}' has untrained (random) weights; the output is not a style",
+                  file=sys.stderr)
+        stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
+                                  strength=args.strength, anchor_reference=not args.no_anchor)
+        bar = tqdm(unit="frame", desc="stylize", disable=args.quiet)
+
+        def progress(done, total):
+            if total and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        result = render_file(stylizer, args.input, args.output, spec, switches, args.max_frames, progress)
+        bar.close()
+    except (VideoReadError, VideoWriteError, CheckpointError, StyleError, TextEncoderError, ValueError,
+            RuntimeError) as e:
+        return _fail(str(e).splitlines()[0] if not isinstance(e, CheckpointError) else str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted; the frames written so far were finalised")
+    st = result.stage_ms
+    print(f"wrote {result.output} ({result.frames_out} frames, {result.fps:.1f} frames/s; per frame: "
+          f"encode {st['encode_ms']:.1f} ms, DiT {st['dit_ms']:.1f} ms, cache write {st['cache_write_ms']:.1f} ms, "
+          f"decode {st['decode_ms']:.1f} ms)")
+    return 0
+
+
+def cmd_models(args) -> int:
+    from model.checkpoint import CheckpointError, DEFAULT_MODEL_DIR, load_model
+
+    if args.action == "check":
+        try:
+            m = load_model(args.dir or DEFAULT_MODEL_DIR)
+        except CheckpointError as e:
+            print(f"FAIL {e}")
+            return 1
+        n = sum(p.numel() for p in m.dit.parameters())
+        print(f"OK {m.folder}: config '{m.config.name}', DiT {n / 1e6:.2f} M parameters, "
+              f"{'trained' if m.trained else 'untrained'}")
+        return 0
+    if args.action == "init":
+        import torch
+
+        from model.checkpoint import build_tiny_parts, save_tiny_model
+        from model.config import ModelConfig
+
+        cfg = ModelConfig.named(args.config)
+        torch.manual_seed(args.seed)
+        dit, ae = build_tiny_parts(cfg)
+        save_tiny_model(args.dir, cfg, dit, ae, {"name": f"{cfg.name}-random", "trained": False})
+        print(f"wrote an untrained '{cfg.name}' model folder to {args.dir}")
+        return 0
+    return _fail(f"unknown models action {args.action}")
+
+
+def cmd_bench(args) -> int:
+    from benchmarks.stream_bench import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="main.py", description="RTR Studio: real-time video stylization. "
+                                "Without a subcommand the desktop app opens.")
+    sub = p.add_subparsers(dest="command")
+
+    s = sub.add_parser("stylize", help="stylize a video file into an MP4 (every frame, no drops)")
+    s.add_argument("input", help="input video file")
+    s.add_argument("-o", "--output", required=True, help="output .mp4")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--style", help="style prompt, e.g. 'ink wash painting'")
+    g.add_argument("--reference", help="reference image whose style to follow")
+    s.add_argument("--model", help="model folder (default: the embedded model)")
+    s.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    s.add_argument("--max-frames", type=int, help="stop after N input frames")
+    s.add_argument("--switch", action="append", default=[], metavar="FRAME:STYLE",
+                   help="switch style at a frame (120:STYLE) or time (4.5s:STYLE); STYLE may be an image path")
+    s.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
+    s.add_argument("--strength", type=float, default=1.0, help="style strength in (0, 1]")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache (ablation)")
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_stylize)
+
+    m = sub.add_parser("models", help="check or create model folders")
+    m.add_argument("action", choices=["check", "init"])
+    m.add_argument("dir", nargs="?", help="model folder")
+    m.add_argument("--config", default="tiny", help="config name for init")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=cmd_models)
+
+    b = sub.add_parser("bench", help="streaming benchmark (see benchmarks/stream_bench.py --help)")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        return -1  # the caller opens the GUI
+    if args.command == "models" and args.action == "init" and not args.dir:
+        return _fail("models init needs a folder")
+    return args.func(args)

@@ -1,0 +1,1 @@
+"""Frame outputs: MP4 recording/export and the virtual camera."""

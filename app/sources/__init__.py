@@ -1,0 +1,1 @@
+"""Frame sources: video files and cameras. Adding a source is adding one module."""

@@ -1,0 +1,20 @@
+"""RTR Studio entry point: the desktop app by default, headless subcommands otherwise."""
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from app.cli import main as cli_main
+
+    status = cli_main(argv)
+    if status != -1:
+        return status
+    from app.gui import run_gui
+
+    return run_gui(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

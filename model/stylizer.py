@@ -1,0 +1,231 @@
+"""StreamStylizer: the one stateful object the app, the CLI and scripts talk to.
+
+Frames (uint8 RGB, any size) go in, stylized frames (uint8 RGB at the working resolution) come out,
+chunk by chunk: encode -> few-step denoise against the rolling KV cache -> clean pass that writes the
+cache -> decode. A style change between chunks resets the cross-attention cache, keeps the last frame
+in the self-attention cache and anchors a new reference image if one is given.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .checkpoint import LoadedModel, load_model
+from .schedule import FlowSchedule
+
+
+class StyleError(ValueError):
+    """A style that cannot be applied (empty prompt, unreadable reference image)."""
+
+
+def fit_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to cover (height, width) keeping the aspect ratio, then centre-crop."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 HxWx3 RGB arrays, got {frame.dtype} {frame.shape}")
+    h, w = frame.shape[:2]
+    scale = max(height / h, width / w)
+    nh, nw = max(height, round(h * scale)), max(width, round(w * scale))
+    if (nh, nw) != (h, w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        frame = cv2.resize(frame, (nw, nh), interpolation=interp)
+    y, x = (nh - height) // 2, (nw - width) // 2
+    return frame[y: y + height, x: x + width]
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as uint8 RGB, with a clear error when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise StyleError(f"reference image not found: {path}")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if img is None:
+        raise StyleError(f"cannot read {path.name}: not an image OpenCV can decode")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds spent per stage, summed since the last reset (for the status bar and benchmarks)."""
+    encode: float = 0.0
+    steps: list[float] = field(default_factory=list)
+    cache_write: float = 0.0
+    decode: float = 0.0
+    chunks: int = 0
+    frames: int = 0
+
+    def add_step(self, i: int, ms: float) -> None:
+        while len(self.steps) <= i:
+            self.steps.append(0.0)
+        self.steps[i] += ms
+
+    def per_frame(self) -> dict:
+        n = max(self.frames, 1)
+        return {"encode_ms": self.encode / n, "steps_ms": [s / n for s in self.steps],
+                "dit_ms": sum(self.steps) / n, "cache_write_ms": self.cache_write / n,
+                "decode_ms": self.decode / n, "frames": self.frames, "chunks": self.chunks}
+
+
+class StreamStylizer:
+    def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
+                 dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
+                 strength: float = 1.0, anchor_reference: bool = True, profile: bool = False):
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("CUDA was requested but no CUDA device is available")
+        dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self.model = model if isinstance(model, LoadedModel) else load_model(model, self.device, dtype)
+        self.cfg = self.model.config
+        self.dtype = dtype
+        self.seed = seed
+        self.strength = strength
+        self.profile = profile
+        self.set_steps(steps)
+        self.height, self.width = self.cfg.resolution
+        lh, lw = self.cfg.latent_grid()
+        self.cache = self.model.dit.new_cache(lh, lw, anchor_reference=anchor_reference)
+        self.times = StageTimes()
+        self.style: tuple[str, object] | None = None
+        self._context = None
+        self._ref_latent = None
+        self.reset()
+
+    # ------------------------------------------------------------ settings
+    @property
+    def chunk_size(self) -> int:
+        """Video frames per chunk (what ``push`` buffers before it can return output)."""
+        return self.model.codec.frames_needed(self.cfg.chunk_frames)
+
+    def set_steps(self, steps: list[int] | int | None) -> None:
+        if steps is None:
+            steps = self.cfg.denoising_steps
+        elif isinstance(steps, int):
+            if steps < 1:
+                raise ValueError("steps must be >= 1")
+            steps = [round(1000 * (1 - i / steps)) for i in range(steps)]
+        self.schedule = FlowSchedule(list(steps), self.cfg.shift)
+
+    def set_strength(self, strength: float) -> None:
+        if not 0.0 < strength <= 1.0:
+            raise ValueError("strength must be in (0, 1]")
+        self.strength = strength
+
+    # -------------------------------------------------------------- styles
+    def set_text(self, prompt: str) -> None:
+        prompt = (prompt or "").strip()
+        if not prompt:
+            raise StyleError("the style prompt is empty")
+        context = self.model.text_encoder.encode(prompt).to(self.device, self.dtype)
+        self._switch(context, None)
+        self.style = ("text", prompt)
+
+    def set_reference(self, image: np.ndarray | str | Path, prompt: str | None = None) -> None:
+        if not isinstance(image, np.ndarray):
+            image = load_image(image)
+        if image.ndim == 2:
+            image = np.repeat(image[..., None], 3, axis=2)
+        if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 8:
+            raise StyleError(f"the reference image has an unusable shape {image.shape}")
+        image = np.ascontiguousarray(image[..., :3]).astype(np.uint8, copy=False)
+        ref = self._to_tensor(fit_frame(image, self.height, self.width)[None])[0]
+        with torch.no_grad():
+            latent = self.model.codec.encode_image(ref[None])
+        context = self.model.text_encoder.encode(prompt or self.cfg.reference_prompt).to(self.device, self.dtype)
+        self._switch(context, latent)
+        self.style = ("reference", image)
+
+    def _switch(self, context, ref_latent) -> None:
+        self.cache.keep_last_frame()
+        self.model.dit.set_condition(self.cache, context, ref_latent)
+        self._context, self._ref_latent = context, ref_latent
+
+    # ---------------------------------------------------------- streaming
+    def reset(self) -> None:
+        """Start a new stream: empty caches and buffers, same style, same seed."""
+        self.cache.reset()
+        self.model.codec.reset()
+        self._pending: list[np.ndarray] = []
+        self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self.times = StageTimes()
+        if self._context is not None:
+            self.model.dit.set_condition(self.cache, self._context, self._ref_latent)
+
+    def push(self, frames) -> list[np.ndarray]:
+        """Add frames (uint8 HxWx3 RGB, any size); returns the stylized frames of every completed chunk."""
+        if self._context is None:
+            raise StyleError("no style set: call set_text or set_reference first")
+        if isinstance(frames, np.ndarray) and frames.ndim == 3:
+            frames = [frames]
+        for f in frames:
+            self._pending.append(fit_frame(np.asarray(f), self.height, self.width))
+        out: list[np.ndarray] = []
+        n = self.chunk_size
+        while len(self._pending) >= n:
+            chunk, self._pending = self._pending[:n], self._pending[n:]
+            out.extend(self._process(chunk))
+        return out
+
+    def flush(self) -> list[np.ndarray]:
+        """Process buffered frames, padding the last chunk by repeating its final frame."""
+        if not self._pending:
+            return []
+        real = len(self._pending)
+        chunk = self._pending + [self._pending[-1]] * (self.chunk_size - real)
+        self._pending = []
+        return self._process(chunk)[:real]
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    # ------------------------------------------------------------ internals
+    def _to_tensor(self, frames: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        return (t.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0)
+
+    def _tick(self) -> float:
+        if self.profile and self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
+
+    @torch.no_grad()
+    def _process(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        dit, codec, cache, times = self.model.dit, self.model.codec, self.cache, self.times
+        t0 = self._tick()
+        video = self._to_tensor(np.stack(frames))[None]
+        source = codec.encode(video)
+        t1 = self._tick()
+        times.encode += (t1 - t0) * 1000
+        cache.begin_chunk(source.shape[1])
+        try:
+            step = [0]
+
+            def denoise(x, sigma):
+                ts = self._tick()
+                v = dit.forward_chunk(x, source, torch.full((1,), sigma * 1000.0, device=self.device), cache)
+                times.add_step(step[0], (self._tick() - ts) * 1000)
+                step[0] += 1
+                return v
+
+            latent = self.schedule.sample(denoise, source.shape, self.generator, self.device, self.dtype,
+                                          start=source, strength=self.strength)
+            t2 = self._tick()
+            dit.forward_chunk(latent, source, torch.zeros(1, device=self.device), cache)
+            cache.end_chunk()
+        except BaseException:
+            cache.abort_chunk()
+            raise
+        t3 = self._tick()
+        times.cache_write += (t3 - t2) * 1000
+        decoded = codec.decode(latent)[0]
+        out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        out = out.permute(0, 2, 3, 1).cpu().numpy()
+        times.decode += (self._tick() - t3) * 1000
+        times.chunks += 1
+        times.frames += len(frames)
+        return list(out)
