@@ -96,6 +96,18 @@ def cmd_bench(args) -> int:
     return bench_main(args.rest)
 
 
+def cmd_train(args) -> int:
+    from model.train.cli import main as train_main
+
+    return train_main(args.rest)
+
+
+def cmd_eval(args) -> int:
+    from model.train.evaluate import main as eval_main
+
+    return eval_main(args.rest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="main.py", description="RTR Studio: real-time video stylization. "
                                 "Without a subcommand the desktop app opens.")
@@ -129,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="streaming benchmark (see benchmarks/stream_bench.py --help)")
     b.add_argument("rest", nargs=argparse.REMAINDER)
     b.set_defaults(func=cmd_bench)
+
+    t = sub.add_parser("train", help="build the data set and train models (see main.py train --help)")
+    t.add_argument("rest", nargs=argparse.REMAINDER)
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("eval", help="quality report on held-out clips (see main.py eval --help)")
+    e.add_argument("rest", nargs=argparse.REMAINDER)
+    e.set_defaults(func=cmd_eval)
     return p
 
 
