@@ -41,15 +41,14 @@ def cmd_stylize(args) -> int:
                   file=sys.stderr)
         stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
                                   strength=args.strength, anchor_reference=not args.no_anchor)
-        bar = tqdm(unit="frame", desc="stylize", disable=args.quiet)
+        with tqdm(unit="frame", desc="stylize", disable=args.quiet) as bar:
 
-        def progress(done, total):
-            if total and bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
+            def progress(done, total):
+                if total and bar.total != total:
+                    bar.total = total
+                bar.update(done - bar.n)
 
-        result = render_file(stylizer, args.input, args.output, spec, switches, args.max_frames, progress)
-        bar.close()
+            result = render_file(stylizer, args.input, args.output, spec, switches, args.max_frames, progress)
     except (VideoReadError, VideoWriteError, CheckpointError, StyleError, TextEncoderError, ValueError,
             RuntimeError) as e:
         return _fail(str(e).splitlines()[0] if not isinstance(e, CheckpointError) else str(e))

@@ -50,6 +50,16 @@ def _blur(x: np.ndarray, sigma: float) -> np.ndarray:
     return x if sigma < 0.3 else cv2.GaussianBlur(x, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
+def _wide_blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """A large Gaussian blur done at reduced resolution (glows, blooms): same look, far cheaper."""
+    f = int(sigma // 3)
+    if f < 2:
+        return _blur(x, sigma)
+    h, w = x.shape[:2]
+    small = cv2.resize(x, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(_blur(small, sigma / f), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _ss(x: np.ndarray, a: float, b: float) -> np.ndarray:
     """Smoothstep: soft thresholds avoid the aliasing that makes hard thresholds shimmer."""
     t = np.clip((x - a) * np.float32(1 / (b - a)), 0.0, 1.0)
@@ -153,12 +163,12 @@ def ink_wash(rgb: np.ndarray) -> np.ndarray:
     s = _scale(rgb)
     g = _luma(_f32(rgb))
     d = 1 - _blur(g, 1.2 * s)
-    wash = 0.2 * _ss(d, 0.3, 0.4) + 0.3 * _ss(d, 0.52, 0.6) + 0.42 * _ss(d, 0.72, 0.8)
+    wash = 0.16 * _ss(d, 0.36, 0.44) + 0.26 * _ss(d, 0.56, 0.64) + 0.42 * _ss(d, 0.76, 0.84)
     wash = _blur(wash, 1.6 * s)
     fiber = _texture(h, w, s, 11, 5.0)
     grain = _texture(h, w, s, 12, 0.8)
     wash = wash * (0.85 + 0.08 * fiber + 0.07 * grain)
-    lines = 0.9 * _dog_lines(g, s, 1.1, 0.01, 0.04)
+    lines = 0.9 * _dog_lines(_blur(g, 0.8 * s), s, 1.2, 0.015, 0.05)
     ink = (1 - (1 - wash) * (1 - lines))[..., None]
     paper = np.array([0.95, 0.92, 0.84], np.float32) * (1 + 0.025 * fiber[..., None])
     return _u8(paper * (1 - ink) + np.array([0.07, 0.07, 0.09], np.float32) * ink)
@@ -198,28 +208,38 @@ def watercolor(rgb: np.ndarray) -> np.ndarray:
     dx = _texture(h, w, s, 31, 6.0) * 1.6 * s
     dy = _texture(h, w, s, 32, 6.0) * 1.6 * s
     c = cv2.remap(c, xx + dx, yy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    density = (1 - c) * 0.82
+    density = (1 - c) * 0.72
     lum = _luma(c)
     gx = cv2.Sobel(lum, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(lum, cv2.CV_32F, 0, 1, ksize=3)
     edge = _ss(np.sqrt(gx * gx + gy * gy), 0.05, 0.4)
-    flow = 1 + 0.15 * _texture(h, w, s, 33, 10.0) + 0.12 * _texture(h, w, s, 34, 0.9)
-    density = density * (flow * (1 + 0.7 * edge))[..., None]
+    flow = 1 + 0.15 * _texture(h, w, s, 33, 10.0) + 0.06 * _texture(h, w, s, 34, 1.2)
+    density = density * (flow * (1 + 0.45 * edge))[..., None]
     paper = 1 - 0.02 * np.clip(_texture(h, w, s, 35, 1.5), -2, 2)
     return _u8((1 - density) * paper[..., None])
 
 
 def _kuwahara(x: np.ndarray, r: int) -> np.ndarray:
     """Kuwahara filter: each pixel takes the mean colour of its least varying (r+1)^2 quadrant.
-    One centred box filter on a padded frame, read at four offsets, gives all four quadrants."""
+    One box filter on a padded frame, read at four offsets, gives all four quadrants."""
     h, w = x.shape[:2]
+    k, pad = (r + 1, r + 1), (r, r, r, r, cv2.BORDER_REFLECT)
+    mc = cv2.boxFilter(cv2.copyMakeBorder(x, *pad), -1, k, anchor=(0, 0))
     lum = _luma(x)
-    stack = cv2.copyMakeBorder(np.dstack([x, lum * lum]), r, r, r, r, cv2.BORDER_REFLECT)
-    m = cv2.boxFilter(stack, -1, (r + 1, r + 1), anchor=(0, 0), borderType=cv2.BORDER_REFLECT)
-    quads = np.stack([m[oy:oy + h, ox:ox + w] for oy in (0, r) for ox in (0, r)], 0)
-    qlum = quads[..., 0] * 0.299 + quads[..., 1] * 0.587 + quads[..., 2] * 0.114
-    best = np.argmin(quads[..., 3] - qlum * qlum, axis=0)
-    return np.take_along_axis(quads[..., :3], best[None, ..., None], 0)[0]
+    ml = cv2.boxFilter(cv2.copyMakeBorder(lum, *pad), -1, k, anchor=(0, 0))
+    ml2 = cv2.boxFilter(cv2.copyMakeBorder(lum * lum, *pad), -1, k, anchor=(0, 0))
+    best_v = best_c = None
+    for oy in (0, r):
+        for ox in (0, r):
+            v = ml2[oy:oy + h, ox:ox + w] - ml[oy:oy + h, ox:ox + w] ** 2
+            c = mc[oy:oy + h, ox:ox + w]
+            if best_v is None:
+                best_v, best_c = v, c.copy()
+            else:
+                better = (v < best_v).view(np.uint8)
+                best_v = np.minimum(v, best_v)
+                cv2.copyTo(c, better, best_c)
+    return best_c
 
 
 def oil_paint(rgb: np.ndarray) -> np.ndarray:
@@ -245,12 +265,12 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     s = _scale(rgb)
     x = _f32(_smooth(rgb, passes=2, sigma_color=40))
+    lines = _dog_lines(_luma(x), s, 1.3, 0.01, 0.025)
     lab = cv2.cvtColor(x, cv2.COLOR_RGB2Lab)
     v = lab[..., 0] / 20.0
     lab[..., 0] = np.clip((np.floor(v) + _ss(v - np.floor(v), 0.42, 0.58)) * 20.0 + 6.0, 0, 100)
     lab[..., 1:] *= 1.35
     x = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
-    lines = _dog_lines(_luma(_f32(rgb)), s, 1.3, 0.01, 0.025)
     return _u8(x * (1 - lines)[..., None] + 0.05 * lines[..., None])
 
 
@@ -296,7 +316,7 @@ def neon_edges(rgb: np.ndarray) -> np.ndarray:
     e = _ss(np.sqrt(gx * gx + gy * gy) * s, 0.08, 0.35)
     hue = (np.arctan2(gy, gx) % math.pi) / math.pi
     core = _apply_ramp(hue, _NEON) * e[..., None]
-    glow = 1.4 * _blur(core, 2.5 * s) + 1.2 * _blur(core, 7 * s)
+    glow = 1.4 * _blur(core, 2.5 * s) + 1.2 * _wide_blur(core, 7 * s)
     hot = (0.6 * e * e)[..., None]
     return _u8(0.07 * x + core + glow + hot)
 
@@ -321,11 +341,12 @@ _POP = np.array([[0.12, 0.04, 0.32], [1.0, 0.12, 0.55], [0.0, 0.78, 0.92], [1.0,
 def pop_art(rgb: np.ndarray) -> np.ndarray:
     """Warhol screen print: four flat fluorescent colours by lightness band, heavy outlines."""
     s = _scale(rgb)
-    g = _blur(_luma(_f32(_smooth(rgb, passes=1, sigma_color=30))), 0.8 * s)
+    g = _luma(_f32(_smooth(rgb, passes=1, sigma_color=30)))
+    lines = _dog_lines(g, s, 1.4, 0.012, 0.03)[..., None]
+    g = _blur(g, 0.8 * s)
     p = _POP
     x = p[0] + _ss(g, 0.27, 0.31)[..., None] * (p[1] - p[0])
     x = x + _ss(g, 0.47, 0.51)[..., None] * (p[2] - p[1]) + _ss(g, 0.67, 0.71)[..., None] * (p[3] - p[2])
-    lines = _dog_lines(_luma(_f32(rgb)), s, 1.4, 0.012, 0.03)[..., None]
     return _u8(x * (1 - lines) + 0.02 * lines)
 
 
@@ -375,14 +396,16 @@ def comic_halftone(rgb: np.ndarray) -> np.ndarray:
     """Comic book print: flat inks as rotated CMYK Ben-Day dots on newsprint, inked outlines."""
     h, w = rgb.shape[:2]
     s = _scale(rgb)
-    x = _saturate(_f32(_smooth(rgb, passes=1, sigma_color=30)), 1.4)
+    sm = _f32(_smooth(rgb, passes=1, sigma_color=30))
+    lines = _dog_lines(_luma(sm), s, 1.2, 0.01, 0.03)[..., None]
+    x = _saturate(sm, 1.4)
     x = np.round(x * 3) / 3 * 0.6 + x * 0.4
-    k = np.clip(0.55 - x.max(-1), 0, 1) * 1.6
-    ink = np.dstack([1 - x, k])
+    cmy = 1 - x
+    grey = cmy.min(-1, keepdims=True)
+    ink = np.dstack([cmy - 0.6 * grey, np.clip(grey * 1.4 - 0.35, 0, 1)])
     dots = np.clip((ink - (1 - _dot_screens(h, w, s))) / 0.12 + 0.5, 0, 1)
     paper = np.array([1.0, 0.97, 0.88], np.float32)
     out = paper * (1 - 0.92 * dots[..., :3]) * (1 - 0.9 * dots[..., 3:])
-    lines = _dog_lines(_luma(_f32(rgb)), s, 1.2, 0.01, 0.03)[..., None]
     return _u8(out * (1 - lines) + 0.05 * lines)
 
 
@@ -468,7 +491,7 @@ def night_vision(rgb: np.ndarray) -> np.ndarray:
     s = _scale(rgb)
     g = _blur(_luma(_f32(rgb)), 0.8 * s)
     v = np.clip(g * 1.5 + 0.04, 0, 1) ** 0.8
-    v = v + 0.5 * _blur(np.clip(v - 0.75, 0, 1), 4 * s) + 0.07 * np.clip(_texture(h, w, s, 81, 0.6), -2.5, 2.5)
+    v = v + 0.5 * _wide_blur(np.clip(v - 0.75, 0, 1), 4 * s) + 0.07 * np.clip(_texture(h, w, s, 81, 0.6), -2.5, 2.5)
     v = np.clip(v * _scope(h, w, s), 0, 1)
     return _u8(np.dstack([0.55 * v * v, v, 0.35 * v * v]))
 
