@@ -16,6 +16,9 @@ def _fail(msg: str) -> int:
 
 
 def cmd_stylize(args) -> int:
+    import signal
+    import threading
+
     from tqdm import tqdm
 
     from model.checkpoint import CheckpointError, load_model
@@ -41,21 +44,49 @@ def cmd_stylize(args) -> int:
                   file=sys.stderr)
         stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
                                   strength=args.strength, anchor_reference=not args.no_anchor)
-        with tqdm(unit="frame", desc="stylize", disable=args.quiet) as bar:
+        # Ctrl+C cancels cleanly (the file is finalised with the frames done); a second one stops at once
+        interrupted: list[bool] = []
 
-            def progress(done, total):
-                if total and bar.total != total:
-                    bar.total = total
-                bar.update(done - bar.n)
+        def on_sigint(signum, frame):
+            if interrupted:
+                raise KeyboardInterrupt
+            interrupted.append(True)
+            print("\ninterrupted: finalising the output (Ctrl+C again to stop at once)", file=sys.stderr)
 
-            result = render_file(stylizer, args.input, args.output, spec, switches, args.max_frames, progress)
+        main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, on_sigint) if main_thread else None
+        try:
+            with tqdm(unit="frame", desc="stylize", disable=args.quiet) as bar:
+
+                def progress(done, total):
+                    if total and bar.total != total:
+                        bar.total = total
+                    bar.update(done - bar.n)
+
+                result = render_file(stylizer, args.input, args.output, spec, switches, args.max_frames, progress,
+                                     should_cancel=lambda: bool(interrupted), audio=not args.no_audio,
+                                     layout=args.layout)
+        finally:
+            if main_thread:
+                signal.signal(signal.SIGINT, previous)
     except (VideoReadError, VideoWriteError, CheckpointError, StyleError, TextEncoderError, ValueError,
             RuntimeError) as e:
         return _fail(str(e).splitlines()[0] if not isinstance(e, CheckpointError) else str(e))
     except KeyboardInterrupt:
         return _fail("interrupted; the frames written so far were finalised")
+    if result.cancelled:
+        done = (f"{args.output} holds the first {result.frames_out} frames" if result.frames_out
+                else "nothing was written")
+        print(f"cancelled after {result.frames_in} frames: {done}", file=sys.stderr)
+        return 130
+    if result.has_audio:
+        audio = ", with audio"
+    elif args.no_audio:
+        audio = ""
+    else:
+        audio = f", no audio ({result.audio_note})" if result.audio_note else ", no audio in the source"
     st = result.stage_ms
-    print(f"wrote {result.output} ({result.frames_out} frames, {result.fps:.1f} frames/s; per frame: "
+    print(f"wrote {result.output} ({result.frames_out} frames{audio}, {result.fps:.1f} frames/s; per frame: "
           f"encode {st['encode_ms']:.1f} ms, DiT {st['dit_ms']:.1f} ms, cache write {st['cache_write_ms']:.1f} ms, "
           f"decode {st['decode_ms']:.1f} ms)")
     return 0
@@ -65,8 +96,19 @@ def cmd_models(args) -> int:
     from model.checkpoint import CheckpointError, DEFAULT_MODEL_DIR, load_model
 
     if args.action == "check":
+        from model.wan_loader import check_wan_folder, folder_kind
+
+        folder = Path(args.dir) if args.dir else DEFAULT_MODEL_DIR
+        if folder.is_dir() and folder_kind(folder) == "wan":  # headers only: never loads the weights
+            try:
+                report = check_wan_folder(folder)
+            except CheckpointError as e:
+                print(f"FAIL {e}")
+                return 1
+            print("\n".join(report.lines()))
+            return 0 if report.ok else 1
         try:
-            m = load_model(args.dir or DEFAULT_MODEL_DIR)
+            m = load_model(folder)
         except CheckpointError as e:
             print(f"FAIL {e}")
             return 1
@@ -78,13 +120,44 @@ def cmd_models(args) -> int:
         import torch
 
         from model.checkpoint import build_tiny_parts, save_tiny_model
-        from model.config import ModelConfig
+        from model.config import ConfigError, ModelConfig
 
-        cfg = ModelConfig.named(args.config)
+        try:
+            cfg = ModelConfig.named(args.config)
+        except ConfigError as e:
+            return _fail(str(e))
+        if cfg.vae == "wan":  # a folder of public Wan2.1 files: add our config and model card
+            from model.wan_loader import init_wan_folder
+
+            try:
+                for line in init_wan_folder(args.dir, cfg):
+                    print(line)
+            except (CheckpointError, OSError) as e:
+                return _fail(str(e))
+            print(f"next: put the Wan2.1 files in {args.dir}, convert any .pth with `main.py models convert`, "
+                  f"then `main.py models check {args.dir}`")
+            return 0
         torch.manual_seed(args.seed)
         dit, ae = build_tiny_parts(cfg)
         save_tiny_model(args.dir, cfg, dit, ae, {"name": f"{cfg.name}-random", "trained": False})
         print(f"wrote an untrained '{cfg.name}' model folder to {args.dir}")
+        return 0
+    if args.action == "convert":
+        from model.convert import convert
+
+        if not args.dir or not args.dest:
+            return _fail("usage: main.py models convert SRC.pth DST.safetensors")
+        try:
+            info = convert(args.dir, args.dest, key=args.key, strip_prefix=args.strip_prefix)
+        except CheckpointError as e:
+            return _fail(str(e).splitlines()[0])
+        except OSError as e:
+            return _fail(f"cannot write {args.dest}: {e.strerror or e}")
+        kinds = ", ".join(f"{n} {k}" for k, n in sorted(info["dtypes"].items()))
+        for note in info["notes"]:
+            print(f"note: {note}")
+        print(f"wrote {info['destination']}: {info['tensors']} tensors ({kinds}), "
+              f"{info['parameters'] / 1e6:.1f} M parameters, {info['bytes'] / 2 ** 20:.1f} MiB")
         return 0
     return _fail(f"unknown models action {args.action}")
 
@@ -127,14 +200,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, default=1.0, help="style strength in (0, 1]")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache (ablation)")
+    s.add_argument("--layout", choices=["stylized", "side-by-side"], default="stylized",
+                   help="the stylized video only, or the source and the stylized video side by side")
+    s.add_argument("--no-audio", action="store_true", help="do not copy the source's audio into the output")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_stylize)
 
-    m = sub.add_parser("models", help="check or create model folders")
-    m.add_argument("action", choices=["check", "init"])
-    m.add_argument("dir", nargs="?", help="model folder")
+    m = sub.add_parser("models", help="check, create or convert model folders and weights")
+    m.add_argument("action", choices=["check", "init", "convert"],
+                   help="check DIR | init DIR | convert SRC.pth DST.safetensors")
+    m.add_argument("dir", nargs="?", help="model folder (check, init) or source .pth/.pt file (convert)")
+    m.add_argument("dest", nargs="?", help="convert: destination .safetensors file")
     m.add_argument("--config", default="tiny", help="config name for init")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--key", help="convert: the entry holding the weights (e.g. generator_ema); default: auto")
+    m.add_argument("--strip-prefix", help="convert: remove this prefix from every name (default: auto)")
     m.set_defaults(func=cmd_models)
 
     b = sub.add_parser("bench", help="streaming benchmark (see benchmarks/stream_bench.py --help)")
@@ -152,6 +232,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = {"train": "model.train.cli", "eval": "model.train.evaluate", "bench": "benchmarks.stream_bench"}
+    if argv and argv[0] in passthrough:  # these parse their own options
+        import importlib
+
+        return importlib.import_module(passthrough[argv[0]]).main(argv[1:]) or 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

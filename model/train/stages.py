@@ -1,0 +1,274 @@
+"""The three training stages of the paper, at any scale (single process or torchrun/DDP).
+
+1. ``teacher``: bidirectional DiT, flow matching on (source, stylized) pairs, text or reference guided.
+2. ``student``: causal (block-causal) DiT initialised from the teacher, trained on the fixed few-step
+   timestep list with clean context chunks (teacher forcing).
+3. ``dmd``: Self Forcing rollouts of the student (each chunk conditioned on its own previous output)
+   trained with Distribution Matching Distillation: a frozen real-score network (the teacher) and a
+   trained fake-score network (initialised from the teacher) on the student's samples.
+
+Inputs come from ``train latents`` (encoded clips, targets and prompt embeddings); outputs are model
+folders in the engine's format (config.json, dit.safetensors, vae.safetensors, model_card.json).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..checkpoint import build_tiny_parts, load_weights, save_weights
+from ..config import ModelConfig
+from ..dit import CausalDiT
+from ..schedule import FlowSchedule
+from .common import Dist, Log, unwrap, write_card
+
+
+class LatentPairs:
+    """Random training batches from the encoded data set: crops of ``frames`` consecutive latent frames."""
+
+    def __init__(self, path: Path, frames: int, crop: tuple[int, int], p_text: float, seed: int, device):
+        d = np.load(path)
+        self.source = torch.from_numpy(d["source"])  # [N, F, C, h, w] fp16
+        self.target = torch.from_numpy(d["target"])  # [N, S, F, C, h, w]
+        self.prompt_emb = torch.from_numpy(d["prompt_emb"]).float()  # [S, P, D]
+        self.ref_prompt = torch.from_numpy(d["ref_prompt"]).float()  # [1, D]
+        self.styles = [str(s) for s in d["styles"]]
+        self.frames, self.crop, self.p_text = frames, crop, p_text
+        self.g = np.random.default_rng(seed)
+        self.device = device
+        n, f = self.source.shape[:2]
+        if f < frames:
+            raise ValueError(f"the latents hold {f} frames per clip, training needs {frames}")
+
+    def batch(self, size: int) -> dict:
+        g = self.g
+        n, f, c, h, w = self.source.shape
+        ch, cw = min(self.crop[0], h), min(self.crop[1], w)
+        clip = g.integers(n, size=size)
+        style = g.integers(len(self.styles), size=size)
+        f0 = g.integers(0, f - self.frames + 1, size=size)
+        y, x = g.integers(0, h - ch + 1), g.integers(0, w - cw + 1)
+        sl = lambda t, i: t[..., f0[i]: f0[i] + self.frames, :, y: y + ch, x: x + cw]  # noqa: E731
+        src = torch.stack([sl(self.source[clip[i]], i) for i in range(size)])
+        tgt = torch.stack([sl(self.target[clip[i], style[i]], i) for i in range(size)])
+        text = g.random() < self.p_text
+        if text:
+            pick = g.integers(self.prompt_emb.shape[1], size=size)
+            ctx = self.prompt_emb[style, pick][:, None]
+            ref = None
+        else:  # a frame of a *different* clip in the same style, as in the paper
+            other = (clip + 1 + g.integers(n - 1, size=size)) % n
+            fr = g.integers(f, size=size)
+            ry, rx = g.integers(0, h - ch + 1), g.integers(0, w - cw + 1)
+            ref = torch.stack([self.target[other[i], style[i], fr[i], :, ry: ry + ch, rx: rx + cw]
+                               for i in range(size)]).float().to(self.device)
+            ctx = self.ref_prompt.expand(size, -1)[:, None]
+        dev = self.device
+        return {"source": src.float().to(dev), "target": tgt.float().to(dev), "context": ctx.to(dev),
+                "ref": ref, "style": style}
+
+
+def _save(folder: Path, cfg: ModelConfig, dit: CausalDiT, vae_path: Path, card: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.save(folder / "config.json")
+    save_weights(dit, folder / "dit.safetensors")
+    if Path(vae_path).resolve() != (folder / "vae.safetensors").resolve():
+        shutil.copyfile(vae_path, folder / "vae.safetensors")
+    write_card(folder, card)
+
+
+def _load_dit(folder: Path) -> tuple[ModelConfig, CausalDiT]:
+    cfg = ModelConfig.load(folder / "config.json")
+    dit, _ = build_tiny_parts(cfg)
+    load_weights(dit, folder / "dit.safetensors")
+    return cfg, dit
+
+
+def sample_sigma(size: int, device) -> torch.Tensor:
+    """Logit-normal noise levels (rectified-flow practice): most training near the middle."""
+    return torch.sigmoid(torch.randn(size, device=device))
+
+
+def teacher_step(dit, b, device):
+    x0, src = b["target"], b["source"]
+    bsz, f = x0.shape[:2]
+    sigma = sample_sigma(bsz, device)
+    noise = torch.randn_like(x0)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    xt = (1 - s) * x0 + s * noise
+    v = dit(xt, src, (sigma * 1000)[:, None].expand(bsz, f), b["context"], b["ref"], causal=False)
+    return F.mse_loss(v, noise - x0)
+
+
+def student_step(dit, b, sched: FlowSchedule, chunk: int, gen: np.random.Generator, device):
+    """Causal student on the fixed timestep list: chunk k is noisy, chunks < k are clean context."""
+    x0, src = b["target"], b["source"]
+    bsz, f = x0.shape[:2]
+    k = int(gen.integers(f // chunk))
+    a, e = k * chunk, (k + 1) * chunk
+    sig = torch.tensor(sched.sigmas, device=device)[torch.from_numpy(gen.integers(len(sched.sigmas), size=bsz))]
+    s = sig.view(-1, 1, 1, 1, 1)
+    noise = torch.randn_like(x0[:, a:e])
+    xt = (1 - s) * x0[:, a:e] + s * noise
+    inp = torch.cat([x0[:, :a], xt], 1)
+    t = torch.cat([torch.zeros(bsz, a, device=device), (sig * 1000)[:, None].expand(bsz, chunk)], 1)
+    v = dit(inp, src[:, :e], t, b["context"], b["ref"], causal=True)[:, a:e]
+    pred_x0 = xt - s * v
+    return F.mse_loss(pred_x0, x0[:, a:e])
+
+
+def rollout(gen_dit, b, sched: FlowSchedule, chunk: int):
+    """Self Forcing: generate chunk by chunk from noise, each conditioned on the model's own clean
+    previous chunks; only the final denoising step of each chunk carries gradients."""
+    src, ctx, ref = b["source"], b["context"], b["ref"]
+    bsz, f = src.shape[:2]
+    sigmas = sched.sigmas
+    outs = []
+    for a in range(0, f, chunk):
+        e = a + chunk
+        ctx_frames = torch.cat(outs, 1).detach() if outs else src[:, :0]
+        x = torch.randn_like(src[:, a:e])
+        for j, sg in enumerate(sigmas):
+            last = j == len(sigmas) - 1
+            t = torch.cat([torch.zeros(bsz, a, device=src.device), torch.full((bsz, chunk), sg * 1000, device=src.device)], 1)
+            with torch.set_grad_enabled(last):
+                v = gen_dit(torch.cat([ctx_frames, x], 1), src[:, :e], t, ctx, ref, causal=True)[:, a:]
+                x0 = x - sg * v
+            if not last:
+                x = (1 - sigmas[j + 1]) * x0 + sigmas[j + 1] * torch.randn_like(x0)
+        outs.append(x0)
+    return torch.cat(outs, 1)
+
+
+def dmd_losses(gen_out, b, real, fake, device):
+    """DMD generator loss (reverse-KL gradient = fake score - real score) and the fake-score loss."""
+    bsz, f = gen_out.shape[:2]
+    sigma = (0.02 + 0.96 * torch.rand(bsz, device=device))
+    s = sigma.view(-1, 1, 1, 1, 1)
+    t = (sigma * 1000)[:, None].expand(bsz, f)
+    x = gen_out.detach()
+    noise = torch.randn_like(x)
+    xt = (1 - s) * x + s * noise
+    with torch.no_grad():
+        x0_real = xt - s * real(xt, b["source"], t, b["context"], b["ref"], causal=False)
+        x0_fake = xt - s * fake(xt, b["source"], t, b["context"], b["ref"], causal=False)
+        norm = (x - x0_real).abs().mean(dim=(1, 2, 3, 4), keepdim=True).clamp_min(1e-4)
+        grad = (x0_fake - x0_real) / norm
+    g_loss = 0.5 * F.mse_loss(gen_out, (gen_out - grad).detach())
+    # fake score: flow matching on the generator's (detached) samples
+    sigma2 = sample_sigma(bsz, device)
+    s2 = sigma2.view(-1, 1, 1, 1, 1)
+    n2 = torch.randn_like(x)
+    v = fake(((1 - s2) * x + s2 * n2), b["source"], (sigma2 * 1000)[:, None].expand(bsz, f), b["context"], b["ref"],
+             causal=False)
+    f_loss = F.mse_loss(v, n2 - x)
+    return g_loss, f_loss
+
+
+def run_stage(stage: str, a) -> int:
+    d = Dist()
+    torch.manual_seed(a.seed + d.rank)
+    gen = np.random.default_rng(a.seed + 1000 * d.rank)
+    device = d.device
+    if stage == "teacher":
+        cfg = ModelConfig.load(a.config) if a.config and Path(a.config).exists() else ModelConfig.named(a.config or "tiny")
+        dit, _ = build_tiny_parts(cfg)
+        vae_path = Path(a.vae)
+    else:
+        cfg, dit = _load_dit(Path(a.init))
+        vae_path = Path(a.init) / "vae.safetensors"
+    if a.steps_list:
+        cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
+    sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
+    pairs = LatentPairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
+    dit = dit.to(device).train()
+    model = d.wrap(dit)
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    extra = {}
+    if stage == "dmd":
+        _, real = _load_dit(Path(a.teacher))
+        real = real.to(device).eval().requires_grad_(False)
+        fake_m = copy.deepcopy(real).train().requires_grad_(True)
+        fake = d.wrap(fake_m)
+        opt_f = torch.optim.AdamW(fake.parameters(), lr=a.lr_fake, weight_decay=0.01, betas=(0.9, 0.99))
+    log = Log(stage, a.steps, every=a.log_every, enabled=d.main)
+    warm = max(1, a.steps // 20)
+    lr_at = lambda i: a.lr * min(1.0, (i + 1) / warm) * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * i / a.steps)))  # noqa: E731
+    for i in range(a.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(i)
+        b = pairs.batch(a.batch)
+        if stage == "teacher":
+            loss = teacher_step(model, b, device)
+            vals = {"loss": loss.item()}
+        elif stage == "student":
+            loss = student_step(model, b, sched, cfg.chunk_frames, gen, device)
+            vals = {"loss": loss.item()}
+        else:
+            out = rollout(model, b, sched, cfg.chunk_frames)
+            g_loss, f_loss = dmd_losses(out, b, real, fake, device)
+            reg = F.mse_loss(out, b["target"])
+            loss = g_loss + a.regression * reg
+            opt_f.zero_grad(set_to_none=True)
+            f_loss.backward()
+            opt_f.step()
+            vals = {"dmd": g_loss.item(), "fake": f_loss.item(), "regression_mse": reg.item()}
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        log.step(i, **vals)
+        if d.main and a.save_every and (i + 1) % a.save_every == 0 and i + 1 < a.steps:
+            _save(Path(a.out), cfg, unwrap(model), vae_path, {"stage": stage, "steps_done": i + 1})
+    if d.main:
+        card = {"name": a.name or f"tiny-{stage}", "trained": True, "stage": stage, "causal": stage != "teacher",
+                "training": {stage: {"steps": a.steps, "batch": a.batch * d.world, "lr": a.lr, "frames": a.frames,
+                                     "crop": list(a.crop), "p_text": a.p_text, "seconds": round(log.seconds),
+                                     "world_size": d.world, "device": str(device), "history": log.history[-4:],
+                                     **({"regression_weight": a.regression, "lr_fake": a.lr_fake} if stage == "dmd" else {})}}}
+        src_card = Path(a.init) / "model_card.json" if stage != "teacher" else None
+        if src_card and src_card.exists():
+            import json
+
+            prev = json.loads(src_card.read_text()).get("training", {})
+            card["training"] = {**prev, **card["training"]}
+        _save(Path(a.out), cfg, unwrap(model), vae_path, card)
+        print(f"{stage}: saved {a.out} after {a.steps} steps in {log.seconds:.0f} s")
+    d.barrier()
+    d.close()
+    return 0
+
+
+def main(stage: str, argv=None) -> int:
+    ap = argparse.ArgumentParser(prog=f"main.py train {stage}")
+    ap.add_argument("--latents", required=True, type=Path, help=".npz from `train latents`")
+    ap.add_argument("--out", required=True, type=Path, help="output model folder")
+    if stage == "teacher":
+        ap.add_argument("--config", default="tiny", help="config name or JSON path")
+        ap.add_argument("--vae", required=True, type=Path, help="vae.safetensors from `train vae`")
+    else:
+        ap.add_argument("--init", required=True, type=Path, help="model folder to start from (teacher / student)")
+    if stage == "dmd":
+        ap.add_argument("--teacher", required=True, type=Path, help="teacher folder (frozen real score)")
+        ap.add_argument("--lr-fake", type=float, default=1e-4)
+        ap.add_argument("--regression", type=float, default=0.25,
+                        help="weight of an extra L2 to the ground-truth target (0 = pure DMD)")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default={"teacher": 3e-4, "student": 2e-4, "dmd": 2e-5}[stage])
+    ap.add_argument("--frames", type=int, default=6, help="latent frames per sample")
+    ap.add_argument("--crop", type=int, nargs=2, default=(12, 20), metavar=("H", "W"), help="latent crop")
+    ap.add_argument("--p-text", type=float, default=0.7, help="fraction of text-guided batches")
+    ap.add_argument("--steps-list", help="denoising timesteps for the student, e.g. 1000,500")
+    ap.add_argument("--shift", type=float, default=1.0)
+    ap.add_argument("--name")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log-every", type=int, default=25)
+    ap.add_argument("--save-every", type=int, default=0)
+    a = ap.parse_args(argv)
+    return run_stage(stage, a)
