@@ -32,6 +32,19 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.cat([ang.cos(), ang.sin()], dim=1).float()
 
 
+def patch_embed(conv: nn.Conv3d, x: torch.Tensor, patch) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The Conv3d patch embedding computed as one matmul over patches ([B, F, C, h, w] -> [B, L, D]).
+
+    Same weights and result as ``conv`` (kernel == stride), but avoids PyTorch's slow CPU conv3d path.
+    """
+    b, f, c, h, w = x.shape
+    pt, ph, pw = patch
+    gh, gw = h // ph, w // pw
+    x = x.reshape(b, f // pt, pt, c, gh, ph, gw, pw).permute(0, 1, 4, 6, 3, 2, 5, 7)
+    x = x.reshape(b, (f // pt) * gh * gw, c * pt * ph * pw)
+    return F.linear(x, conv.weight.flatten(1), conv.bias), (gh, gw)
+
+
 class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float):
         super().__init__()
@@ -133,7 +146,7 @@ class ReferenceAdapter(nn.Module):
         self.type_embedding = nn.Parameter(torch.zeros(1, 1, d))
 
     def forward(self, ref_latent):  # [B, C, h, w]
-        x = self.proj(ref_latent.unsqueeze(2)).flatten(2).transpose(1, 2)
+        x = patch_embed(self.proj, ref_latent.unsqueeze(1), self.proj.kernel_size)[0]
         return x + self.mlp(x) + self.type_embedding
 
 
@@ -166,11 +179,10 @@ class CausalDiT(nn.Module):
 
     def embed(self, noisy, source):
         """[B, F, C, h, w] latents -> tokens [B, F*n, D] and the token grid (gh, gw)."""
-        x = self.patch_embedding(noisy.transpose(1, 2))
+        x, grid = patch_embed(self.patch_embedding, noisy, self.cfg.patch_size)
         if source is not None and self.cfg.source_conditioning:
-            x = x + self.source_embedding(source.transpose(1, 2))
-        grid = x.shape[-2:]
-        return x.flatten(2).transpose(1, 2), tuple(grid)
+            x = x + patch_embed(self.source_embedding, source, self.cfg.patch_size)[0]
+        return x, grid
 
     def time_modulation(self, t):
         """t: [B, G] timesteps in [0, 1000] -> (e [B, G, D], e0 [B, G, 6, D])."""
