@@ -176,13 +176,17 @@ def _cutout(rng, photo: np.ndarray, h: int, w: int, s: float):
     return patch, cv2.GaussianBlur(mask, (0, 0), 1.5 * s)
 
 
+def pick_n_cutouts(rng: np.random.Generator, motion: str) -> int:
+    return int(rng.choice([0, 1]) if motion == "static" else rng.choice([0, 1, 2], p=[0.3, 0.5, 0.2]))
+
+
 def synth_clip(rng: np.random.Generator, photo: np.ndarray, cutout_photos=(), frames: int = 16,
-               size=(192, 320), motion: str = "slow", n_cutouts: int | None = None) -> np.ndarray:
+               size=(192, 320), motion: str | Motion = "slow", n_cutouts: int | None = None) -> np.ndarray:
     """A clip [frames, H, W, 3] uint8 RGB: a smooth camera path over ``photo`` plus moving cut-outs
-    of ``cutout_photos``. All randomness comes from ``rng``; a 'static' clip repeats one frame."""
+    (cut-out k from ``cutout_photos[k]``). All randomness comes from ``rng``; a 'static' clip repeats one frame."""
     H, W = size
     s = min(H, W) / 192
-    m = MOTIONS[motion]
+    m = MOTIONS[motion] if isinstance(motion, str) else motion
     t = np.arange(frames, dtype=np.float64)
     # camera: zoom (photo px per output px), rotation, centre; chosen so the view stays inside
     ang = rng.uniform(-3, 3) + rng.uniform(-m.rot, m.rot) * t
@@ -212,10 +216,10 @@ def synth_clip(rng: np.random.Generator, photo: np.ndarray, cutout_photos=(), fr
     centre = c0 + (c1 - c0) * u[:, None] + shake
     # foreground cut-outs from other photographs
     if n_cutouts is None:
-        n_cutouts = int(rng.choice([0, 1]) if motion == "static" else rng.choice([0, 1, 2], p=[0.3, 0.5, 0.2]))
+        n_cutouts = pick_n_cutouts(rng, motion if isinstance(motion, str) else "slow")
     fgs = []
-    for _ in range(n_cutouts if len(cutout_photos) else 0):
-        patch, mask = _cutout(rng, cutout_photos[rng.integers(len(cutout_photos))], H, W, s)
+    for k in range(n_cutouts if len(cutout_photos) else 0):
+        patch, mask = _cutout(rng, cutout_photos[k % len(cutout_photos)], H, W, s)
         d = rng.uniform(0, 2 * math.pi)
         v = rng.uniform(*m.fg_speed) * s * np.array([math.cos(d), math.sin(d)])
         mid = rng.uniform([0.2 * W, 0.2 * H], [0.8 * W, 0.8 * H])
@@ -302,8 +306,9 @@ def build_dataset(out_dir, photo_dirs=None, n_train: int = 400, n_val: int = 40,
         rng = np.random.default_rng([seed, code, i])
         motion = str(rng.choice(list(MOTIONS), p=MOTION_P))
         others = [p for p in pool if p[0] != bg[0]] or pool
-        fg = [others[j] for j in rng.choice(len(others), size=min(2, len(others)), replace=False)]
-        clip = synth_clip(rng, img(bg), [img(p) for p in fg], frames, size, motion)
+        n_cut = pick_n_cutouts(rng, motion)
+        fg = [others[j] for j in rng.choice(len(others), size=min(n_cut, len(others)), replace=False)]
+        clip = synth_clip(rng, img(bg), [img(p) for p in fg], frames, size, motion, n_cutouts=len(fg))
         rel = f"{split}/{i:05d}.npy"
         (out / split).mkdir(parents=True, exist_ok=True)
         np.save(out / rel, clip)

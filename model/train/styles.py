@@ -162,8 +162,9 @@ def ink_wash(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     s = _scale(rgb)
     g = _luma(_f32(rgb))
+    g = np.clip(g + 0.8 * (g - _wide_blur(g, 10 * s)), 0, 1)  # local contrast: washes follow forms
     d = 1 - _blur(g, 1.2 * s)
-    wash = 0.16 * _ss(d, 0.36, 0.44) + 0.26 * _ss(d, 0.56, 0.64) + 0.42 * _ss(d, 0.76, 0.84)
+    wash = 0.18 * _ss(d, 0.27, 0.35) + 0.26 * _ss(d, 0.47, 0.55) + 0.4 * _ss(d, 0.68, 0.76)
     wash = _blur(wash, 1.6 * s)
     fiber = _texture(h, w, s, 11, 5.0)
     grain = _texture(h, w, s, 12, 0.8)
@@ -310,10 +311,10 @@ def neon_edges(rgb: np.ndarray) -> np.ndarray:
     """Glowing neon tubes along the edges on a near-black scene; hue follows edge direction."""
     s = _scale(rgb)
     x = _f32(rgb)
-    g = _blur(_luma(x), 0.9 * s)
+    g = _blur(_luma(x), 1.2 * s)
     gx = cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)
-    e = _ss(np.sqrt(gx * gx + gy * gy) * s, 0.08, 0.35)
+    e = _ss(np.sqrt(gx * gx + gy * gy) * s, 0.1, 0.4)
     hue = (np.arctan2(gy, gx) % math.pi) / math.pi
     core = _apply_ramp(hue, _NEON) * e[..., None]
     glow = 1.4 * _blur(core, 2.5 * s) + 1.2 * _wide_blur(core, 7 * s)
@@ -368,6 +369,7 @@ def vintage_film(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     s = _scale(rgb)
     x = _blur(_f32(rgb), 0.8 * s)
+    x = _ss(x, -0.1, 1.1)  # a print's S-curve: more contrast before the fade
     lum = _luma(x)[..., None]
     x = lum + 0.3 * (x - lum)
     x = 0.55 * x + 0.45 * lum * np.array([1.12, 0.95, 0.72], np.float32)
@@ -422,10 +424,10 @@ def blueprint(rgb: np.ndarray) -> np.ndarray:
     h, w = rgb.shape[:2]
     s = _scale(rgb)
     g = _luma(_f32(rgb))
-    gb = _blur(g, 1.0 * s)
+    gb = _blur(g, 1.2 * s)
     gx = cv2.Sobel(gb, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(gb, cv2.CV_32F, 0, 1, ksize=3)
-    e = _ss(np.sqrt(gx * gx + gy * gy) * s, 0.1, 0.4)
+    e = _ss(np.sqrt(gx * gx + gy * gy) * s, 0.06, 0.3)
     shade = 0.1 * (1 - _blur(g, 3 * s))
     a = np.clip(0.95 * e + _grid(h, w, s) + shade, 0, 1)
     mottle = 1 + 0.05 * _texture(h, w, s, 61, 8.0)

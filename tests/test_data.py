@@ -1,0 +1,126 @@
+"""The training-data builder on a tiny config, with synthetic photos in a temporary directory so
+the tests never depend on which wallpaper packages are installed."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from model.train import data
+from model.train.styles import STYLES
+
+
+def _photo(seed: int, h: int = 150, w: int = 220) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    for _ in range(4):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(8, 40)), c, -1)
+    return img
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(8):
+        cv2.imwrite(str(d / f"photo_{i}.{'png' if i % 2 else 'jpg'}"), _photo(i))
+    kde = d / "Meadow" / "contents"  # a KDE-style wallpaper: counts once, as "Meadow"
+    (kde / "images").mkdir(parents=True)
+    cv2.imwrite(str(kde / "images" / "320x200.jpg"), _photo(20, 200, 320))
+    cv2.imwrite(str(kde / "images" / "160x100.jpg"), _photo(21, 100, 160))
+    cv2.imwrite(str(kde / "screenshot.jpg"), _photo(22))
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+@pytest.fixture(scope="module")
+def built(photo_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds")
+    man = data.build_dataset(out, [photo_dir], n_train=5, n_val=3, frames=4, size=(48, 64), seed=3)
+    return out, man
+
+
+def test_find_and_split_photos(photo_dir):
+    photos = data.find_photos([photo_dir])
+    ids = [p[0] for p in photos]
+    assert ids == sorted(ids) and len(ids) == 9 and "Meadow" in ids
+    assert dict(photos)["Meadow"].name == "320x200.jpg"
+    train, val = data.split_photos(photos)
+    assert train and val and not {p[0] for p in train} & {p[0] for p in val}
+    assert {p[0] for p in data.split_photos(photos[::-1])[1]} == {p[0] for p in val}, "order-independent"
+
+
+def test_empty_photo_dir_is_a_clear_error(tmp_path):
+    (tmp_path / "readme.txt").write_text("no pictures here")
+    with pytest.raises(FileNotFoundError, match="no photographs.*" + tmp_path.name):
+        data.find_photos([tmp_path])
+    with pytest.raises(FileNotFoundError):
+        data.build_dataset(tmp_path / "out", [tmp_path], n_train=1, n_val=1, frames=2)
+
+
+def test_manifest_and_clips(built):
+    out, man = built
+    disk = json.loads((out / "manifest.json").read_text())
+    assert disk == json.loads(json.dumps(man))
+    assert disk["frames"] == 4 and disk["size"] == [48, 64] and disk["seed"] == 3
+    clips = disk["clips"]
+    assert [c["split"] for c in clips].count("train") == 5 and [c["split"] for c in clips].count("val") == 3
+    val_photos = set(disk["photos"]["val"])
+    for c in clips:
+        arr = np.load(out / c["file"])
+        assert arr.shape == (4, 48, 64, 3) and arr.dtype == np.uint8
+        assert c["motion"] in data.MOTIONS
+        used = {c["photo"], *c["cutout_photos"]}
+        assert (used <= val_photos) == (c["split"] == "val"), "validation clips use held-out photos only"
+        if c["motion"] == "static":
+            assert all(np.array_equal(arr[0], f) for f in arr)
+
+
+def test_reproducible(built, photo_dir, tmp_path):
+    out, man = built
+    again = data.build_dataset(tmp_path / "b", [photo_dir], n_train=5, n_val=3, frames=4, size=(48, 64), seed=3)
+    assert again["clips"] == man["clips"]
+    for c in man["clips"]:
+        assert np.array_equal(np.load(out / c["file"]), np.load(tmp_path / "b" / c["file"]))
+    other = data.build_dataset(tmp_path / "c", [photo_dir], n_train=2, n_val=0, frames=4, size=(48, 64), seed=4)
+    assert not np.array_equal(np.load(out / "train/00000.npy"), np.load(tmp_path / "c" / "train/00000.npy"))
+
+
+def test_motion_levels():
+    photo, fg = _photo(1, 300, 400), _photo(2, 300, 400)
+    static = data.synth_clip(np.random.default_rng(0), photo, [fg], 6, (48, 64), "static")
+    assert all(np.array_equal(static[0], f) for f in static)
+    step = {}
+    for level in ("slow", "fast"):
+        clips = [data.synth_clip(np.random.default_rng(i), photo, [fg], 6, (48, 64), level, n_cutouts=0) for i in range(4)]
+        step[level] = np.mean([np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in clips])
+    assert 0 < step["slow"] < step["fast"]
+
+
+def test_make_pair(built):
+    out, man = built
+    a = data.load_clip(out, man["clips"][0])
+    b = data.load_clip(out, man["clips"][1])
+    style = STYLES["watercolor"]
+    rng = np.random.default_rng(0)
+    text = data.make_pair(rng, a, style, b, kind="text")
+    assert text["kind"] == "text" and text["prompt"] in style.prompts and text["reference"] is None
+    assert np.array_equal(text["target"], data.stylize_clip(a, "watercolor"))
+    assert text["target"].shape == a.shape and text["source"] is a
+    ref = data.make_pair(rng, a, style, b, kind="reference")
+    assert ref["kind"] == "reference" and ref["prompt"] is None and ref["reference"].shape == a.shape[1:]
+    assert any(np.array_equal(ref["reference"], style.apply(np.ascontiguousarray(f))) for f in b)
+    assert not any(np.array_equal(ref["reference"], style.apply(np.ascontiguousarray(f))) for f in a)
+    with pytest.raises(ValueError, match="different clip"):
+        data.make_pair(rng, a, style, a, kind="reference")
+    kinds = {data.make_pair(np.random.default_rng(i), a, style, b)["kind"] for i in range(12)}
+    assert kinds == {"text", "reference"}
+
+
+def test_cli(photo_dir, tmp_path):
+    assert data.main(["--out", str(tmp_path), "--photos", str(photo_dir), "--train", "2", "--val", "1",
+                      "--frames", "2", "--size", "32x48", "--seed", "1"]) == 0
+    man = json.loads((tmp_path / "manifest.json").read_text())
+    assert len(man["clips"]) == 3 and np.load(tmp_path / man["clips"][0]["file"]).shape == (2, 32, 48, 3)
+    with pytest.raises(SystemExit):
+        data.main(["--out", str(tmp_path), "--size", "big"])
