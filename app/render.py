@@ -1,22 +1,32 @@
 """Offline render: every frame of a file through the stylizer into an MP4 (no drops), Qt-free.
 
-Used by ``main.py stylize`` and by the GUI's "Export file..." (which runs it off the GUI thread and
-reports progress through the callback).
+Used by ``main.py stylize`` and by the GUI's "Export file..." (which runs it off the GUI thread,
+shows progress and an ETA from the callback, and cancels through ``should_cancel``).
+
+- Every input frame gives exactly one output frame, at the source frame's own timestamp (variable
+  frame rate sources keep their timing).
+- A style schedule switches at the exact frame: frames pushed before a switch are flushed with the
+  old style first, so the switch never lands mid-chunk (the paper's style-switching demo).
+- Audio passthrough: the source's audio is re-encoded (AAC) alongside, aligned to the video.
+- A cancelled render is finalised (a playable file with the frames done so far) and reported as
+  ``cancelled``; a write error (disk full) finalises the partial file and raises ``VideoWriteError``.
 """
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .outputs.layout import Compositor, normalize_layout
 from .outputs.mp4 import Mp4Writer
 from .sources.video_file import VideoFileReader, VideoReadError
 from .styles import ScheduledStyle, StyleSpec
 
 
 class RenderCancelled(Exception):
-    pass
+    """Raised by callers that prefer an exception; ``render_file`` itself reports ``cancelled``."""
 
 
 @dataclass
@@ -28,53 +38,104 @@ class RenderResult:
     output: Path
     stage_ms: dict
     cancelled: bool = False
+    has_audio: bool = False
+    audio_note: str | None = None  # why the output has no audio although audio was asked for
+    layout: str = "stylized"
+
+
+class _Schedule:
+    """Style switches by frame number or by time, applied in order at the first frame they are due."""
+
+    def __init__(self, switches, fps: float):
+        self.fps = fps
+        self.items = sorted(switches, key=lambda s: s.start_frame(fps))
+
+    def due(self, index: int, seconds: float) -> list[StyleSpec]:
+        out = []
+        while self.items:
+            s: ScheduledStyle = self.items[0]
+            if s.frame is not None:
+                ready = index >= s.frame
+            else:
+                ready = seconds >= s.seconds - 0.5 / self.fps  # the frame nearest the requested time
+            if not ready:
+                break
+            out.append(self.items.pop(0).style)
+        return out
 
 
 def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSpec,
                 switches: list[ScheduledStyle] = (), max_frames: int | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                should_cancel: Callable[[], bool] | None = None) -> RenderResult:
-    """Stylize ``source`` into ``output``; the style changes at the scheduled frames."""
+                should_cancel: Callable[[], bool] | None = None, *, audio: bool = True,
+                layout: str = "stylized", crf: int = 18, preset: str = "veryfast") -> RenderResult:
+    """Stylize ``source`` into ``output``; the style changes at the scheduled frames.
+
+    ``progress(done, total)`` is called after each input frame (``total`` may be 0 when the file
+    does not say how many frames it has). ``layout``: 'stylized' or 'side_by_side' (source | stylized).
+    """
+    layout = normalize_layout(layout)
     reader = VideoFileReader(source)
-    total = reader.frame_count
-    if max_frames:
-        total = min(total, max_frames) if total else max_frames
-    fps = float(reader.fps)
-    schedule = sorted(((s.start_frame(fps), s.style) for s in switches), key=lambda x: x[0])
-    style.apply(stylizer)
-    stylizer.reset()
-    writer = Mp4Writer(output, reader.fps)
+    try:
+        total = reader.frame_count
+        if max_frames:
+            total = min(total, max_frames) if total else max_frames
+        fps = float(reader.fps)
+        schedule = _Schedule(switches, fps)
+        style.apply(stylizer)
+        stylizer.reset()
+        writer = Mp4Writer(output, reader.fps, crf=crf, preset=preset,
+                           audio_from=source if audio and reader.has_audio else None)
+    except BaseException:
+        reader.close()
+        raise
+    compositor = Compositor(layout)
+    pending: deque = deque()  # (source time, source frame) of frames pushed but not yet stylized
+    keep_source = layout != "stylized"
     n_in = n_out = 0
     t0 = time.perf_counter()
+    first_t = None
     cancelled = False
-    try:
-        for _, frame in reader.frames():
-            if max_frames and n_in >= max_frames:
-                break
-            if should_cancel and should_cancel():
-                cancelled = True
-                break
-            while schedule and schedule[0][0] <= n_in:
-                # styles switch on chunk boundaries: finish the frames before the switch first
-                for out in stylizer.flush():
-                    writer.write(out)
-                    n_out += 1
-                schedule.pop(0)[1].apply(stylizer)
-            for out in stylizer.push(frame):
-                writer.write(out)
-                n_out += 1
-            n_in += 1
-            if progress:
-                progress(n_in, total)
-        for out in stylizer.flush():
-            writer.write(out)
+
+    def emit(frames) -> None:
+        nonlocal n_out
+        for out in frames:
+            t, src = pending.popleft()
+            writer.write(compositor.compose(out, src), timestamp=t, media_time=t)
             n_out += 1
-    finally:
-        reader.close()
-        writer.close()
-    if n_in == 0:
+
+    with writer:
+        try:
+            for t, frame in reader.frames():
+                if max_frames and n_in >= max_frames:
+                    break
+                if should_cancel and should_cancel():
+                    cancelled = True
+                    break
+                if t is None:
+                    t = n_in / fps
+                if first_t is None:
+                    first_t = t
+                for spec in schedule.due(n_in, t - first_t):
+                    emit(stylizer.flush())  # finish the frames before the switch with the old style
+                    spec.apply(stylizer)
+                pending.append((t, frame if keep_source else None))
+                emit(stylizer.push(frame))
+                n_in += 1
+                if progress:
+                    progress(n_in, total)
+            if not cancelled:
+                emit(stylizer.flush())
+        finally:
+            reader.close()
+    if n_in == 0 and not cancelled:
         Path(output).unlink(missing_ok=True)
         raise VideoReadError(f"{Path(source).name} has no decodable frames")
+    if not cancelled and progress and total != n_in:
+        progress(n_in, n_in)
     secs = time.perf_counter() - t0
-    return RenderResult(n_in, n_out, secs, n_out / secs if secs else 0.0, Path(output),
-                        stylizer.times.per_frame(), cancelled)
+    stage_ms = stylizer.times.per_frame()
+    if cancelled:
+        stylizer.reset()  # drop the frames still buffered for the unfinished chunk
+    return RenderResult(n_in, n_out, secs, n_out / secs if secs else 0.0, Path(output), stage_ms,
+                        cancelled, writer.has_audio, writer.audio_note, layout)
