@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         import importlib
 
         return importlib.import_module(passthrough[argv[0]]).main(argv[1:]) or 0
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        return -1  # no subcommand: the caller opens the GUI with these options
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

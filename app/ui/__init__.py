@@ -1,0 +1,1 @@
+"""Qt widgets of the desktop app: the main window and its parts (one module per part)."""
