@@ -43,7 +43,8 @@ def cmd_stylize(args) -> int:
             print(f"note: model '{model.name}' has untrained (random) weights; the output is not a style",
                   file=sys.stderr)
         stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
-                                  strength=args.strength, anchor_reference=not args.no_anchor)
+                                  strength=args.strength, anchor_reference=not args.no_anchor,
+                                  adacache=args.adacache)
         # Ctrl+C cancels cleanly (the file is finalised with the frames done); a second one stops at once
         interrupted: list[bool] = []
 
@@ -197,9 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--switch", action="append", default=[], metavar="FRAME:STYLE",
                    help="switch style at a frame (120:STYLE) or time (4.5s:STYLE); STYLE may be an image path")
     s.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
-    s.add_argument("--strength", type=float, default=1.0, help="style strength in (0, 1]")
+    s.add_argument("--strength", type=float, help="style strength in (0, 1]; default: the model card's (1.0)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache (ablation)")
+    s.add_argument("--adacache", choices=["off", "slow", "fast"], default="off",
+                   help="reuse DiT block residuals across chunks when the source barely moves (default off)")
     s.add_argument("--layout", choices=["stylized", "side-by-side"], default="stylized",
                    help="the stylized video only, or the source and the stylized video side by side")
     s.add_argument("--no-audio", action="store_true", help="do not copy the source's audio into the output")

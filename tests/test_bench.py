@@ -1,0 +1,67 @@
+"""The streaming benchmark runs end to end on CPU and writes a complete JSON record (no speed assertions)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def check_record(data: dict, config: str, resolution: list[int]) -> None:
+    assert data["device"]["type"] == "cpu" and data["device"]["name"] and data["device"]["torch"]
+    assert data["settings"]["config"] == config and data["settings"]["resolution"] == resolution
+    assert data["settings"]["weights"] == "random" and data["config"]["name"] == config
+    f = data["figures"]
+    assert f["frames_out"] == data["settings"]["frames_in"] and f["chunks"] >= 1
+    for key in ("fps", "first_frame_latency_ms", "total_s"):
+        assert isinstance(f[key], float) and f[key] > 0
+    assert f["chunk_ms"]["p50"] > 0 and f["chunk_ms"]["p99"] >= f["chunk_ms"]["p50"]
+    assert set(f["frame_interval_ms"]) == {"p50", "p99"} and set(f["output_gap_ms"]) == {"p50", "p99"}
+    s = data["stages_ms_per_chunk"]
+    assert len(s["steps"]) == len(data["settings"]["steps"]) and all(v > 0 for v in s["steps"])
+    for key in ("encode", "cache_write", "decode"):
+        assert s[key] > 0
+    assert data["stages_ms_per_frame"]["frames"] == f["frames_out"]
+    assert data["memory"]["cuda_peak_allocated_mib"] is None and data["memory"]["peak_rss_mib"] > 0
+    assert data["parameters"]["dit"] > 0 and data["parameters"]["codec"] > 0
+
+
+def test_tiny_bench_writes_json(tmp_path, capsys):
+    from app.cli import main
+
+    out = tmp_path / "tiny.json"
+    rc = main(["bench", "--config", "tiny", "--resolution", "64x96", "--frames", "6", "--steps", "2",
+               "--warmup", "1", "--out", str(out)])
+    assert rc == 0
+    assert "FPS" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    check_record(data, "tiny", [64, 96])
+    assert data["figures"]["chunks"] == 3 and data["figures"]["frame_interval_ms"]["p50"] > 0
+    assert data["settings"]["steps"] == [1000, 500]
+
+
+def test_wan_bench_code_path_at_reduced_size(tmp_path):
+    from benchmarks.stream_bench import main
+
+    out = tmp_path / "wan.json"
+    rc = main(["--config", "wan-1.3b", "--layers", "1", "--resolution", "16x16", "--frames", "9", "--steps", "1",
+               "--warmup", "0", "--out", str(out), "-q"])
+    assert rc == 0
+    data = json.loads(out.read_text())
+    check_record(data, "wan-1.3b", [16, 16])
+    assert data["settings"]["layers"] == 1 and data["config"]["dim"] == 1536
+    assert data["settings"]["chunk_video_frames"] == {"first": 9, "steady": 12}
+
+
+@pytest.mark.parametrize("argv,msg", [
+    (["--resolution", "12x16"], "resolution"),
+    (["--resolution", "big"], "HxW"),
+    (["--steps", "0"], "steps"),
+    (["--model", "/nonexistent/model"], "not found"),
+])
+def test_bench_bad_arguments_fail_clearly(argv, msg, tmp_path, capsys):
+    from benchmarks.stream_bench import main
+
+    assert main(argv + ["--out", str(tmp_path / "x.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and msg in err
+    assert not (tmp_path / "x.json").exists()
