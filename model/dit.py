@@ -99,8 +99,12 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, cfg.ffn_dim), nn.GELU(approximate="tanh"), nn.Linear(cfg.ffn_dim, d))
         self.modulation = nn.Parameter(torch.randn(1, 6, d) / d ** 0.5)
 
-    def forward(self, x, e, groups: int, self_attention, cross_kv):
-        """x: [B, G*n, D]; e: [B, G, 6, D] per-group (per-frame) time modulation."""
+    def forward(self, x, e, groups: int, self_attention, cross_kv, residuals: list | None = None):
+        """x: [B, G*n, D]; e: [B, G, 6, D] per-group (per-frame) time modulation.
+
+        ``residuals``: a list that receives this block's three residuals (self-attention, cross-attention,
+        FFN; what AdaCache caches). The computation is the same with or without it.
+        """
         b, l, d = x.shape
         e = (self.modulation.unsqueeze(0) + e).unbind(2)  # 6 x [B, G, D]
 
@@ -112,10 +116,15 @@ class Block(nn.Module):
 
         q, k, v = self.self_attn.qkv(mod(self.norm1(x), e[0], e[1]))
         y = self.self_attn.o(self_attention(q, k, v).reshape(b, l, d))
-        x = x + gate(y, e[2])
-        x = x + self.cross_attn(self.norm3(x), *cross_kv)
+        p = gate(y, e[2])
+        x = x + p
+        c = self.cross_attn(self.norm3(x), *cross_kv)
+        x = x + c
         y = self.ffn(mod(self.norm2(x), e[3], e[4]))
-        return x + gate(y, e[5])
+        r = gate(y, e[5])
+        if residuals is not None:
+            residuals.extend((p, c, r))
+        return x + r
 
 
 class Head(nn.Module):
@@ -294,11 +303,15 @@ class CausalDiT(nn.Module):
             x = blk(x, e0, 1, self_attention, kv)
         cache.anchor_new_reference()
 
-    def forward_chunk(self, noisy, source, t, cache: RollingKVCache, step_hook=None):
+    def forward_chunk(self, noisy, source, t, cache: RollingKVCache, step_hook=None, adacache=None):
         """Velocity for one chunk [B, c, C, h, w] at timestep(s) t ([B] or [B, c]) against the cache.
 
         The chunk's keys/values are written into its ring slots; call ``cache.end_chunk()`` after the
         final (clean) pass of the chunk to commit them. ``cache.begin_chunk`` must have been called.
+
+        ``adacache``: an AdaCache pass plan (``model.adacache.PassPlan``) that decides, per block, whether
+        to compute it or to reuse cached residuals. A reused block writes no keys/values, so never give
+        one to the clean cache-write pass. Without it the blocks run exactly as they always do.
         """
         if not cache.cross_ready:
             raise RuntimeError("no style set: call set_condition first")
@@ -318,5 +331,9 @@ class CausalDiT(nn.Module):
             return attend(apply_rope(q, cos, sin), kk, vv)
 
         for layer, blk in enumerate(self.blocks):
-            x = blk(x, e0, c, self_attention, (cache.cross_k[layer], cache.cross_v[layer]))
+            if adacache is None:
+                x = blk(x, e0, c, self_attention, (cache.cross_k[layer], cache.cross_v[layer]))
+            else:
+                kv = (cache.cross_k[layer], cache.cross_v[layer])
+                x = adacache.block(layer, x, lambda h, res, blk=blk, kv=kv: blk(h, e0, c, self_attention, kv, res))
         return self.unpatchify(self.head(x, e, c), c, grid)

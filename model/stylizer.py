@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import torch
 
+from .adacache import AdaCache
 from .checkpoint import LoadedModel, load_model
 from .schedule import FlowSchedule
 
@@ -74,7 +75,8 @@ class StageTimes:
 class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
-                 strength: float = 1.0, anchor_reference: bool = True, profile: bool = False):
+                 strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
+                 adacache="off"):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -83,12 +85,14 @@ class StreamStylizer:
         self.cfg = self.model.config
         self.dtype = dtype
         self.seed = seed
-        self.strength = strength
+        # None: the model card's default (Wan text-to-video folders record an SDEdit strength), else 1.0
+        self.strength = float(self.model.card.get("default_strength", 1.0)) if strength is None else strength
         self.profile = profile
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         lh, lw = self.cfg.latent_grid()
         self.cache = self.model.dit.new_cache(lh, lw, anchor_reference=anchor_reference)
+        self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
         self.times = StageTimes()
         self.style: tuple[str, object] | None = None
         self._context = None
@@ -109,6 +113,10 @@ class StreamStylizer:
                 raise ValueError("steps must be >= 1")
             steps = [round(1000 * (1 - i / steps)) for i in range(steps)]
         self.schedule = FlowSchedule(list(steps), self.cfg.shift)
+
+    def set_adacache(self, mode) -> None:
+        """AdaCache preset: "off", "slow", "fast", or True ("slow") / False ("off")."""
+        self.adacache.set_mode(mode)
 
     def set_strength(self, strength: float) -> None:
         if not 0.0 < strength <= 1.0:
@@ -140,6 +148,7 @@ class StreamStylizer:
         self.style = ("reference", image)
 
     def _switch(self, context, ref_latent) -> None:
+        self.adacache.invalidate("style")
         self.cache.keep_last_frame()
         self.model.dit.set_condition(self.cache, context, ref_latent)
         self._context, self._ref_latent = context, ref_latent
@@ -148,6 +157,7 @@ class StreamStylizer:
     def reset(self) -> None:
         """Start a new stream: empty caches and buffers, same style, same seed."""
         self.cache.reset()
+        self.adacache.reset()
         self.model.codec.reset()
         self._pending: list[np.ndarray] = []
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
@@ -164,8 +174,8 @@ class StreamStylizer:
         for f in frames:
             self._pending.append(fit_frame(np.asarray(f), self.height, self.width))
         out: list[np.ndarray] = []
-        n = self.chunk_size
-        while len(self._pending) >= n:
+        while len(self._pending) >= self.chunk_size:  # re-read: a causal codec's first chunk is shorter
+            n = self.chunk_size
             chunk, self._pending = self._pending[:n], self._pending[n:]
             out.extend(self._process(chunk))
         return out
@@ -201,24 +211,32 @@ class StreamStylizer:
         source = codec.encode(video)
         t1 = self._tick()
         times.encode += (t1 - t0) * 1000
+        ada = self.adacache.begin_chunk(source, cache) if self.adacache.enabled else None
         cache.begin_chunk(source.shape[1])
         try:
             step = [0]
 
             def denoise(x, sigma):
                 ts = self._tick()
-                v = dit.forward_chunk(x, source, torch.full((1,), sigma * 1000.0, device=self.device), cache)
+                # AdaCache plans the denoising passes only; the clean pass below always runs every block
+                kw = {} if ada is None else {"adacache": ada.step(step[0], sigma * 1000.0)}
+                v = dit.forward_chunk(x, source, torch.full((1,), sigma * 1000.0, device=self.device), cache, **kw)
                 times.add_step(step[0], (self._tick() - ts) * 1000)
                 step[0] += 1
                 return v
 
-            latent = self.schedule.sample(denoise, source.shape, self.generator, self.device, self.dtype,
+            gen = self.generator if ada is None else ada.noise_generator(self.generator, source.shape, self.dtype)
+            latent = self.schedule.sample(denoise, source.shape, gen, self.device, self.dtype,
                                           start=source, strength=self.strength)
             t2 = self._tick()
             dit.forward_chunk(latent, source, torch.zeros(1, device=self.device), cache)
             cache.end_chunk()
+            if ada is not None:
+                ada.end_chunk(cache)
         except BaseException:
             cache.abort_chunk()
+            self.adacache.abort()
+            self.model.codec.reset()  # a causal codec's history now ends before the dropped chunk
             raise
         t3 = self._tick()
         times.cache_write += (t3 - t2) * 1000

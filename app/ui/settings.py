@@ -19,7 +19,7 @@ DEFAULTS: dict[str, object] = {
     # live: applied instantly
     "live/strength": 1.0,
     "live/steps": 0,  # 0: the model's own schedule
-    "live/adacache": True,
+    "live/adacache": False,
     "live/crossfade": True,
     "live/crossfade_ms": 300,
     "source/loop": True,
