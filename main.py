@@ -6,6 +6,10 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "--selftest" in argv and argv[0].startswith("-"):  # check this installation (or frozen bundle)
+        from app.selftest import main as selftest_main
+
+        return selftest_main(argv)
     from app.cli import main as cli_main
 
     status = cli_main(argv)
