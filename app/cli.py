@@ -44,7 +44,13 @@ def cmd_stylize(args) -> int:
                   file=sys.stderr)
         stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
                                   strength=args.strength, anchor_reference=not args.no_anchor,
-                                  adacache=args.adacache)
+                                  adacache=args.adacache, match_prompts=not args.exact_prompt)
+        if stylizer.match_prompts and model.vocabulary is not None:
+            prompts = [sp.prompt for sp in [spec] + [sw.spec for sw in switches] if sp.reference is None]
+            for prompt in dict.fromkeys(p for p in prompts if p and p.strip()):
+                match = model.vocabulary.match(prompt, model.text_encoder)
+                if not match.exact:
+                    print(f"style '{prompt}' -> {match.describe()}", file=sys.stderr)
         # Ctrl+C cancels cleanly (the file is finalised with the frames done); a second one stops at once
         interrupted: list[bool] = []
 
@@ -201,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strength", type=float, help="style strength in (0, 1]; default: the model card's (1.0)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache (ablation)")
+    s.add_argument("--exact-prompt", action="store_true",
+                   help="condition on the prompt as typed, not on the closest style the model was trained on")
     s.add_argument("--adacache", choices=["off", "slow", "fast"], default="off",
                    help="reuse DiT block residuals across chunks when the source barely moves (default off)")
     s.add_argument("--layout", choices=["stylized", "side-by-side"], default="stylized",

@@ -176,6 +176,7 @@ class StyleChange:
     ref_len: int  # anchored reference tokens (0 for a text style)
     window_before: list[int] = field(default_factory=list)  # cached frames before the switch
     window_after: list[int] = field(default_factory=list)  # cached frames kept (the last one)
+    matched: str | None = None  # the trained style a free prompt was matched to, when it is not one
 
 
 # ------------------------------------------------------------------------------------ devices
@@ -237,6 +238,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     return isinstance(exc, (RuntimeError, MemoryError)) and (
         "out of memory" in str(exc).lower() or isinstance(exc, MemoryError))
+
+
+def matched_style(stylizer) -> str | None:
+    match = getattr(stylizer, "prompt_match", None)
+    return match.describe() if match is not None and not match.exact else None
 
 
 def adacache_supported(stylizer) -> bool:
@@ -542,7 +548,7 @@ class EngineWorker(QObject):
             self.styleApplied.emit(StyleChange(
                 serial=self.style_serial, label=self.style[1], spec=self.style[0], kind=stylizer.style[0],
                 cross_ready=cache.cross_ready, cross_changed=True, ref_len=cache.ref_len,
-                window_before=[], window_after=cache.frames_in_window()))
+                window_before=[], window_after=cache.frames_in_window(), matched=matched_style(stylizer)))
         return info
 
     def _drop_stylizer(self) -> None:
@@ -584,7 +590,8 @@ class EngineWorker(QObject):
             serial=self.style_serial, label=label, spec=spec, kind=st.style[0] if st.style else "text",
             cross_ready=cache.cross_ready,
             cross_changed=cross_before is None or not bool((cache.cross_k == cross_before).all()),
-            ref_len=cache.ref_len, window_before=before, window_after=cache.frames_in_window())
+            ref_len=cache.ref_len, window_before=before, window_after=cache.frames_in_window(),
+            matched=matched_style(st))
         self.styleApplied.emit(change)
 
     def _cmd_strength(self, strength: float) -> None:

@@ -106,6 +106,7 @@ class LoadedModel:
     codec: object
     text_encoder: object
     card: dict
+    vocabulary: object = None  # model.vocabulary.StyleVocabulary: the styles it was trained on, if listed
 
     @property
     def name(self) -> str:
@@ -127,6 +128,7 @@ def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float
     """Load a model folder (default: the embedded model in resources/)."""
     from .text import MiniLMEncoder
     from .vae import TinyCodec
+    from .vocabulary import StyleVocabulary, VocabularyError
 
     folder = Path(folder) if folder else DEFAULT_MODEL_DIR
     if not folder.is_dir():
@@ -152,9 +154,13 @@ def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float
     card = json.loads(card_path.read_text()) if card_path.exists() else {}
     dit = dit.to(device=device, dtype=dtype).eval().requires_grad_(False)
     ae = ae.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    try:
+        vocabulary = StyleVocabulary.load(folder)
+    except VocabularyError as e:
+        raise CheckpointError(f"invalid model folder {folder}: {e}") from None
     if text_encoder is None:
         text_encoder = MiniLMEncoder()
-    return LoadedModel(folder, config, dit, TinyCodec(ae), text_encoder, card)
+    return LoadedModel(folder, config, dit, TinyCodec(ae), text_encoder, card, vocabulary)
 
 
 def save_tiny_model(folder: str | Path, config: ModelConfig, dit: nn.Module, autoencoder: nn.Module,

@@ -76,7 +76,7 @@ class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
-                 adacache="off"):
+                 adacache="off", match_prompts: bool = True):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -95,6 +95,9 @@ class StreamStylizer:
         self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
         self.times = StageTimes()
         self.style: tuple[str, object] | None = None
+        # a model that lists its trained styles is conditioned on the trained prompt closest to the typed one
+        self.match_prompts = match_prompts
+        self.prompt_match = None  # model.vocabulary.PromptMatch of the current text style
         self._context = None
         self._ref_latent = None
         self.reset()
@@ -128,9 +131,13 @@ class StreamStylizer:
         prompt = (prompt or "").strip()
         if not prompt:
             raise StyleError("the style prompt is empty")
-        context = self.model.text_encoder.encode(prompt).to(self.device, self.dtype)
+        vocabulary = getattr(self.model, "vocabulary", None)
+        match = vocabulary.match(prompt, self.model.text_encoder) if self.match_prompts and vocabulary else None
+        conditioning = match.trained_prompt if match else prompt
+        context = self.model.text_encoder.encode(conditioning).to(self.device, self.dtype)
         self._switch(context, None)
         self.style = ("text", prompt)
+        self.prompt_match = match
 
     def set_reference(self, image: np.ndarray | str | Path, prompt: str | None = None) -> None:
         if not isinstance(image, np.ndarray):
@@ -146,6 +153,7 @@ class StreamStylizer:
         context = self.model.text_encoder.encode(prompt or self.cfg.reference_prompt).to(self.device, self.dtype)
         self._switch(context, latent)
         self.style = ("reference", image)
+        self.prompt_match = None
 
     def _switch(self, context, ref_latent) -> None:
         self.adacache.invalidate("style")

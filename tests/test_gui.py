@@ -399,3 +399,25 @@ def test_command_line_and_bundled_gallery():
         assert not problems, problems
         assert all(p.prompt or p.reference for p in presets)
         assert all(p.thumbnail is None or p.thumbnail.is_file() for p in presets)
+
+
+def test_typed_prompt_shows_the_trained_style_it_was_matched_to(qtbot, make_window, random_model_dir, tmp_path):
+    import shutil
+
+    from model.vocabulary import StyleVocabulary
+
+    folder = tmp_path / "tiny-vocab"
+    shutil.copytree(random_model_dir, folder)
+    StyleVocabulary.save(folder, {"thermal": {"title": "Thermal camera", "prompts": ["thermal camera view"]},
+                                  "pixel_art": {"title": "Pixel art", "prompts": ["pixel art"]}})
+    w = make_window(model_dir=folder)
+    wait_frames(qtbot, w)
+    w.prompt.edit.setFocus()
+    w.prompt.edit.clear()
+    qtbot.keyClicks(w.prompt.edit, "show me what a heat camera sees")
+    change = applied(qtbot, w, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
+    assert change.matched.startswith("Thermal camera (closest trained prompt 'thermal camera view'")
+    assert w.prompt.current.text() == "Now: \u201cshow me what a heat camera sees\u201d  \u2192 Thermal camera"
+    assert "rendered as Thermal camera" in w.statusBar().currentMessage()
+    change = applied(qtbot, w, lambda: (w.prompt.edit.setText("pixel art"), qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return)))
+    assert change.matched is None and w.prompt.current.text() == "Now: \u201cpixel art\u201d"

@@ -627,7 +627,8 @@ class MainWindow(QMainWindow):
         self.current_style = change
         key = self._style_keys.get(change.spec)
         self.gallery.list.highlight(key)
-        self.prompt.show_style(change.label, change.spec.prompt if change.spec.reference is None else None)
+        self.prompt.show_style(change.label, change.spec.prompt if change.spec.reference is None else None,
+                               change.matched)
         self.banners.clear("style")
         if key and key.startswith("preset:"):
             self.settings.last_style = {"kind": "preset", "key": key}
@@ -635,7 +636,8 @@ class MainWindow(QMainWindow):
             self.settings.last_style = {"kind": "reference", "reference": str(change.spec.reference)}
         else:
             self.settings.last_style = {"kind": "text", "prompt": change.spec.prompt}
-        self.statusBar().showMessage(f"Style: {change.label}", 3000)
+        matched = f" \u2192 rendered as {change.matched}" if change.matched else ""
+        self.statusBar().showMessage(f"Style: {change.label}{matched}", 6000 if matched else 3000)
 
     def _on_style_failed(self, message: str) -> None:
         self.banners.show_message("style", f"The style could not be applied: {message}")

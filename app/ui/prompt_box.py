@@ -57,9 +57,12 @@ class PromptBox(QWidget):
         self.edit.submitted.connect(self.submitted)
         self.button.clicked.connect(self.edit._submit)
 
-    def show_style(self, label: str, prompt: str | None) -> None:
-        """Show what is running now; the edit shows the prompt (empty for an image style)."""
-        self.current.setText(f"Now: {label}")
-        self.current.setToolTip(label)
+    def show_style(self, label: str, prompt: str | None, matched: str | None = None) -> None:
+        """Show what is running now; the edit shows the prompt (empty for an image style).
+
+        ``matched``: the trained style a free prompt was matched to (models that list their styles).
+        """
+        self.current.setText(f"Now: {label}" + (f"  \u2192 {matched.split(' (')[0]}" if matched else ""))
+        self.current.setToolTip(f"{label}\nrendered as: {matched}" if matched else label)
         if not self.edit.hasFocus():
             self.edit.setText(prompt or "")

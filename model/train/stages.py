@@ -25,7 +25,9 @@ from ..checkpoint import build_tiny_parts, load_weights, save_weights
 from ..config import ModelConfig
 from ..dit import CausalDiT
 from ..schedule import FlowSchedule
+from ..vocabulary import StyleVocabulary
 from .common import Dist, Log, unwrap, write_card
+from .styles import STYLES
 
 
 class LatentPairs:
@@ -44,6 +46,11 @@ class LatentPairs:
         n, f = self.source.shape[:2]
         if f < frames:
             raise ValueError(f"the latents hold {f} frames per clip, training needs {frames}")
+
+    def vocabulary(self) -> dict:
+        """The styles and text prompts these pairs train on (the model folder's ``styles.json``)."""
+        p = self.prompt_emb.shape[1]
+        return {n: {"title": STYLES[n].title, "prompts": list(STYLES[n].prompts[:p])} for n in self.styles}
 
     def batch(self, size: int) -> dict:
         g = self.g
@@ -73,9 +80,10 @@ class LatentPairs:
                 "ref": ref, "style": style}
 
 
-def _save(folder: Path, cfg: ModelConfig, dit: CausalDiT, vae_path: Path, card: dict) -> None:
+def _save(folder: Path, cfg: ModelConfig, dit: CausalDiT, vae_path: Path, card: dict, pairs: LatentPairs) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cfg.save(folder / "config.json")
+    StyleVocabulary.save(folder, pairs.vocabulary())
     save_weights(dit, folder / "dit.safetensors")
     if Path(vae_path).resolve() != (folder / "vae.safetensors").resolve():
         shutil.copyfile(vae_path, folder / "vae.safetensors")
@@ -224,7 +232,7 @@ def run_stage(stage: str, a) -> int:
         opt.step()
         log.step(i, **vals)
         if d.main and a.save_every and (i + 1) % a.save_every == 0 and i + 1 < a.steps:
-            _save(Path(a.out), cfg, unwrap(model), vae_path, {"stage": stage, "steps_done": i + 1})
+            _save(Path(a.out), cfg, unwrap(model), vae_path, {"stage": stage, "steps_done": i + 1}, pairs)
     if d.main:
         card = {"name": a.name or f"tiny-{stage}", "trained": True, "stage": stage, "causal": stage != "teacher",
                 "training": {stage: {"steps": a.steps, "batch": a.batch * d.world, "lr": a.lr, "frames": a.frames,
@@ -237,7 +245,7 @@ def run_stage(stage: str, a) -> int:
 
             prev = json.loads(src_card.read_text()).get("training", {})
             card["training"] = {**prev, **card["training"]}
-        _save(Path(a.out), cfg, unwrap(model), vae_path, card)
+        _save(Path(a.out), cfg, unwrap(model), vae_path, card, pairs)
         print(f"{stage}: saved {a.out} after {a.steps} steps in {log.seconds:.0f} s")
     d.barrier()
     d.close()
