@@ -42,6 +42,37 @@ def random_model(random_model_dir, text_encoder):
     return load_model(random_model_dir, text_encoder=text_encoder)
 
 
+def synthetic_photo(seed: int, h: int = 150, w: int = 220) -> np.ndarray:
+    """A smooth random image with a few discs: a stand-in photograph for the training-data builder."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
+    for _ in range(4):
+        c = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(8, 40)), c, -1)
+    return img
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory):
+    """Synthetic photos in a temporary folder, so data and training tests never depend on which
+    wallpaper packages are installed: 8 loose images, one KDE-style wallpaper ("Meadow") and a
+    non-image file. Read-only for the tests that use it."""
+    import cv2
+
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(8):
+        cv2.imwrite(str(d / f"photo_{i}.{'png' if i % 2 else 'jpg'}"), synthetic_photo(i))
+    kde = d / "Meadow" / "contents"  # a KDE-style wallpaper: counts once, as "Meadow"
+    (kde / "images").mkdir(parents=True)
+    cv2.imwrite(str(kde / "images" / "320x200.jpg"), synthetic_photo(20, 200, 320))
+    cv2.imwrite(str(kde / "images" / "160x100.jpg"), synthetic_photo(21, 100, 160))
+    cv2.imwrite(str(kde / "screenshot.jpg"), synthetic_photo(22))
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
 def moving_frames(n: int, height: int = 72, width: int = 128, seed: int = 0) -> list[np.ndarray]:
     """A textured image panning right: deterministic test footage."""
     rng = np.random.default_rng(seed)

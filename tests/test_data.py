@@ -1,36 +1,13 @@
-"""The training-data builder on a tiny config, with synthetic photos in a temporary directory so
-the tests never depend on which wallpaper packages are installed."""
+"""The training-data builder on a tiny config, with synthetic photos in a temporary directory (the
+``photo_dir`` fixture in conftest.py) so the tests never depend on which wallpaper packages are installed."""
 import json
 
-import cv2
 import numpy as np
 import pytest
 
 from model.train import data
 from model.train.styles import STYLES
-
-
-def _photo(seed: int, h: int = 150, w: int = 220) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    img = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
-    for _ in range(4):
-        c = tuple(int(v) for v in rng.integers(0, 256, 3))
-        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(8, 40)), c, -1)
-    return img
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photos")
-    for i in range(8):
-        cv2.imwrite(str(d / f"photo_{i}.{'png' if i % 2 else 'jpg'}"), _photo(i))
-    kde = d / "Meadow" / "contents"  # a KDE-style wallpaper: counts once, as "Meadow"
-    (kde / "images").mkdir(parents=True)
-    cv2.imwrite(str(kde / "images" / "320x200.jpg"), _photo(20, 200, 320))
-    cv2.imwrite(str(kde / "images" / "160x100.jpg"), _photo(21, 100, 160))
-    cv2.imwrite(str(kde / "screenshot.jpg"), _photo(22))
-    (d / "notes.txt").write_text("not an image")
-    return d
+from tests.conftest import synthetic_photo
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +64,7 @@ def test_reproducible(built, photo_dir, tmp_path):
 
 
 def test_motion_levels():
-    photo, fg = _photo(1, 300, 400), _photo(2, 300, 400)
+    photo, fg = synthetic_photo(1, 300, 400), synthetic_photo(2, 300, 400)
     static = data.synth_clip(np.random.default_rng(0), photo, [fg], 6, (48, 64), "static")
     assert all(np.array_equal(static[0], f) for f in static)
     step = {}

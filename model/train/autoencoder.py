@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from ..checkpoint import save_weights
 from ..vae import TinyAutoencoder
-from .common import Log
+from .common import Log, fail, require_file
 from .data import load_clip, load_manifest
 from .styles import STYLES
 
@@ -110,5 +110,12 @@ def main(argv=None) -> int:
     ap.add_argument("--latent-channels", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    require_file(a.data / "manifest.json", "data set manifest", "data")
+    man = load_manifest(a.data)
+    for split in ("train", "val"):
+        if not any(e["split"] == split for e in man["clips"]):
+            fail(f"the data set {a.data} has no {split} clips (the autoencoder needs both splits)")
+    if a.crop > min(man["size"]):
+        fail(f"--crop {a.crop} is larger than the data set's frames ({man['size'][0]}x{man['size'][1]})")
     train_autoencoder(a.data, a.out, a.steps, a.batch, a.crop, a.lr, a.latent_channels, a.seed)
     return 0

@@ -6,6 +6,7 @@ import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -78,6 +79,30 @@ class Log:
     @property
     def seconds(self) -> float:
         return time.perf_counter() - self.t0
+
+
+def fail(message: str) -> NoReturn:
+    """Stop a training command with a one-line error (exit status 1) instead of a traceback."""
+    raise SystemExit(f"error: {message}")
+
+
+def require_file(path, what: str, made_by: str) -> Path:
+    """``path`` must be a file; otherwise say which ``main.py train`` stage makes it."""
+    path = Path(path)
+    if not path.is_file():
+        fail(f"{what} not found: {path} (made by `main.py train {made_by}`)")
+    return path
+
+
+def require_model_folder(path, what: str, made_by: str) -> Path:
+    """``path`` must be a tiny model folder (config.json, dit.safetensors, vae.safetensors)."""
+    path = Path(path)
+    if not path.is_dir():
+        fail(f"{what} folder not found: {path} (made by `main.py train {made_by}`)")
+    missing = [n for n in ("config.json", "dit.safetensors", "vae.safetensors") if not (path / n).is_file()]
+    if missing:
+        fail(f"{what} folder {path} has no {', '.join(missing)} (made by `main.py train {made_by}`)")
+    return path
 
 
 def write_card(folder: Path, updates: dict) -> None:

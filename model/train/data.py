@@ -355,7 +355,10 @@ def main(argv=None) -> int:
                     help="photo directory (repeatable); default: the Debian wallpaper directories")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
-    man = build_dataset(a.out, a.photos, a.train, a.val, a.frames, a.size, a.seed, progress=True)
+    try:
+        man = build_dataset(a.out, a.photos, a.train, a.val, a.frames, a.size, a.seed, progress=True)
+    except (FileNotFoundError, ValueError) as e:  # no photos, an unreadable one, or too few to split
+        raise SystemExit(f"error: {e}") from None
     print(f"wrote {len(man['clips'])} clips ({len(man['photos']['train'])} train / "
           f"{len(man['photos']['val'])} held-out photos) to {a.out} in {time.perf_counter() - t0:.1f} s")
     return 0

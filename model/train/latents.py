@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checkpoint import load_weights
+from ..checkpoint import CheckpointError, load_weights
 from ..text import MiniLMEncoder
 from ..vae import TinyAutoencoder
+from .common import fail, require_file
 from .data import load_clip, load_manifest
 from .styles import STYLES
 
@@ -22,7 +23,7 @@ def _stylize_all(clip: np.ndarray) -> np.ndarray:
 
 
 def _encode(ae: TinyAutoencoder, frames: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    x = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # a writable copy (mmap)
     with torch.no_grad():
         return torch.cat([ae.encode(x[i: i + 32]) for i in range(0, len(x), 32)]).half().numpy()
 
@@ -68,5 +69,12 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
     a = ap.parse_args(argv)
-    build_latents(a.data, a.vae, a.out, a.split, a.max_clips, a.frames, workers=a.workers)
+    require_file(a.data / "manifest.json", "data set manifest", "data")
+    require_file(a.vae, "autoencoder weights", "vae")
+    if not any(e["split"] == a.split for e in load_manifest(a.data)["clips"]):
+        fail(f"the data set {a.data} has no {a.split!r} clips")
+    try:
+        build_latents(a.data, a.vae, a.out, a.split, a.max_clips, a.frames, workers=a.workers)
+    except CheckpointError as e:
+        fail(" ".join(str(e).split()))
     return 0

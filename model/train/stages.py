@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..checkpoint import build_tiny_parts, load_weights, save_weights
-from ..config import ModelConfig
+from ..checkpoint import CheckpointError, build_tiny_parts, load_weights, save_weights
+from ..config import ConfigError, ModelConfig
 from ..dit import CausalDiT
 from ..schedule import FlowSchedule
 from ..vocabulary import StyleVocabulary
-from .common import Dist, Log, unwrap, write_card
+from .common import Dist, Log, fail, require_file, require_model_folder, unwrap, write_card
 from .styles import STYLES
 
 
@@ -34,7 +34,13 @@ class LatentPairs:
     """Random training batches from the encoded data set: crops of ``frames`` consecutive latent frames."""
 
     def __init__(self, path: Path, frames: int, crop: tuple[int, int], p_text: float, seed: int, device):
-        d = np.load(path)
+        try:
+            d = np.load(path)
+            missing = [k for k in ("source", "target", "prompt_emb", "ref_prompt", "styles") if k not in d]
+        except (OSError, ValueError, TypeError) as e:  # not an .npz at all
+            raise ValueError(f"{path} is not a `train latents` file ({e})") from None
+        if missing:
+            raise ValueError(f"{path} is not a `train latents` file (no {', '.join(missing)})")
         self.source = torch.from_numpy(d["source"])  # [N, F, C, h, w] fp16
         self.target = torch.from_numpy(d["target"])  # [N, S, F, C, h, w]
         self.prompt_emb = torch.from_numpy(d["prompt_emb"]).float()  # [S, P, D]
@@ -183,23 +189,37 @@ def run_stage(stage: str, a) -> int:
     torch.manual_seed(a.seed + d.rank)
     gen = np.random.default_rng(a.seed + 1000 * d.rank)
     device = d.device
-    if stage == "teacher":
-        cfg = ModelConfig.load(a.config) if a.config and Path(a.config).exists() else ModelConfig.named(a.config or "tiny")
-        dit, _ = build_tiny_parts(cfg)
-        vae_path = Path(a.vae)
-    else:
-        cfg, dit = _load_dit(Path(a.init))
-        vae_path = Path(a.init) / "vae.safetensors"
-    if a.steps_list:
-        cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
-    sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
-    pairs = LatentPairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
+    try:  # everything read from disk is checked before the first step: a bad input is a one-line error
+        if stage == "teacher":
+            cfg = ModelConfig.load(a.config) if a.config and Path(a.config).exists() else ModelConfig.named(a.config or "tiny")
+            if cfg.vae != "tiny":
+                raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; these stages train tiny models only")
+            dit, ae = build_tiny_parts(cfg)
+            vae_path = Path(a.vae)
+            try:  # the autoencoder must match the config's latent channels
+                load_weights(ae, vae_path)
+            except CheckpointError as e:
+                first = (str(e).splitlines() + [""])[1].strip()
+                raise CheckpointError(f"--vae {vae_path} is not an autoencoder for config {cfg.name!r} ({first}, ...)")
+        else:
+            cfg, dit = _load_dit(Path(a.init))
+            vae_path = Path(a.init) / "vae.safetensors"
+        if a.steps_list:
+            cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
+        if stage != "teacher" and a.frames % cfg.chunk_frames:
+            raise ValueError(f"--frames {a.frames} must be a multiple of the config's chunk_frames {cfg.chunk_frames}")
+        sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
+        pairs = LatentPairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
+        if stage == "dmd":
+            _, real = _load_dit(Path(a.teacher))
+    except (ConfigError, CheckpointError, ValueError) as e:
+        d.close()
+        fail(" ".join(str(e).split()))
     dit = dit.to(device).train()
     model = d.wrap(dit)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
     extra = {}
     if stage == "dmd":
-        _, real = _load_dit(Path(a.teacher))
         real = real.to(device).eval().requires_grad_(False)
         fake_m = copy.deepcopy(real).train().requires_grad_(True)
         fake = d.wrap(fake_m)
@@ -279,4 +299,11 @@ def main(stage: str, argv=None) -> int:
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--save-every", type=int, default=0)
     a = ap.parse_args(argv)
+    require_file(a.latents, "latents", "latents")
+    if stage == "teacher":
+        require_file(a.vae, "autoencoder weights", "vae")
+    else:
+        require_model_folder(a.init, "--init model", {"student": "teacher", "dmd": "student"}[stage])
+    if stage == "dmd":
+        require_model_folder(a.teacher, "--teacher model", "teacher")
     return run_stage(stage, a)
