@@ -46,7 +46,7 @@ def cmd_stylize(args) -> int:
                                   strength=args.strength, anchor_reference=not args.no_anchor,
                                   adacache=args.adacache, match_prompts=not args.exact_prompt)
         if stylizer.match_prompts and model.vocabulary is not None:
-            prompts = [sp.prompt for sp in [spec] + [sw.spec for sw in switches] if sp.reference is None]
+            prompts = [sp.prompt for sp in [spec] + [sw.style for sw in switches] if sp.reference is None]
             for prompt in dict.fromkeys(p for p in prompts if p and p.strip()):
                 match = model.vocabulary.match(prompt, model.text_encoder)
                 if not match.exact:

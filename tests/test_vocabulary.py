@@ -89,6 +89,9 @@ def test_cli_reports_the_matched_style(model_with_vocabulary, sample_video, tmp_
     out = tmp_path / "out.mp4"
     proc = subprocess.run([sys.executable, str(ROOT / "main.py"), "stylize", str(sample_video), "-o", str(out),
                            "--model", str(model_with_vocabulary.folder), "--style", "show me what a heat camera sees",
+                           "--switch", "2:a retro 8-bit video game", "--switch", "3:an old video game with big pixels",
                            "--max-frames", "4", "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "style 'show me what a heat camera sees' -> Thermal camera (closest trained prompt" in proc.stderr
+    assert "style 'an old video game with big pixels' -> Pixel art (closest trained prompt" in proc.stderr
+    assert "a retro 8-bit video game' ->" not in proc.stderr  # a trained prompt is used as it is
