@@ -183,7 +183,11 @@ def test_settings_toggle_persist_and_reset(qtbot, make_window):
     qtbot.waitUntil(lambda: st.schedule.steps == list(st.cfg.denoising_steps), timeout=WAIT)
     c.crossfade.setChecked(False)
     qtbot.waitUntil(lambda: w.worker._crossfade_s == 0, timeout=WAIT)
-    assert (not c.adacache.isHidden()) == hasattr(st, "adacache")  # shown only when the engine has it
+    assert not c.adacache.isHidden()  # the engine has AdaCache
+    c.adacache.setChecked(True)
+    qtbot.waitUntil(lambda: st.adacache.mode == "fast", timeout=WAIT)
+    c.adacache.setChecked(False)
+    qtbot.waitUntil(lambda: st.adacache.mode == "off", timeout=WAIT)
     w.side_action.trigger()  # single view
     assert not w.source_view.isVisible() and w.stylized_view.isVisible()
     wait_frames(qtbot, w)
