@@ -25,6 +25,10 @@ class VocabularyError(ValueError):
     pass
 
 
+def _normal(prompt: str) -> str:
+    return " ".join(prompt.split()).lower()
+
+
 @dataclass(frozen=True)
 class PromptMatch:
     """The trained prompt a free prompt was matched to."""
@@ -36,7 +40,7 @@ class PromptMatch:
 
     @property
     def exact(self) -> bool:
-        return " ".join(self.prompt.split()).lower() == " ".join(self.trained_prompt.split()).lower()
+        return _normal(self.prompt) == _normal(self.trained_prompt)
 
     def describe(self) -> str:
         if self.exact:
@@ -90,7 +94,11 @@ class StyleVocabulary:
     def match(self, prompt: str, text_encoder) -> PromptMatch:
         """The style whose trained prompts are on average most similar to ``prompt`` (steadier than the
         single nearest prompt, which one odd paraphrase can win), conditioned on its nearest prompt."""
-        query = text_encoder.embed([" ".join(prompt.split()).lower()]).float()
+        key = _normal(prompt)
+        for sid, title, trained in self.entries:  # a trained prompt as typed: no need to embed them all
+            if _normal(trained) == key:
+                return PromptMatch(prompt, sid, title, trained, 1.0)
+        query = text_encoder.embed([key]).float()
         sims = (self._trained_embeddings(text_encoder) @ query[0]).tolist()
         per_style: dict[str, list[int]] = {}
         for i, (sid, _, _) in enumerate(self.entries):

@@ -34,7 +34,8 @@ def test_paraphrases_land_on_the_right_trained_style(model_with_vocabulary, text
     assert vocab.styles == ["ink_wash", "thermal", "pixel_art"]
     exact = vocab.match("  Ink wash   PAINTING ", text_encoder)
     assert (exact.style, exact.trained_prompt, exact.exact) == ("ink_wash", "ink wash painting", True)
-    assert exact.similarity > 0.99 and exact.describe() == "Ink wash"
+    assert exact.similarity == 1.0 and exact.describe() == "Ink wash"
+    assert vocab._embeddings is None  # a trained prompt is matched without embedding them all
     for prompt, style in [("a painting made with black brush ink", "ink_wash"), ("show me what a heat camera sees", "thermal"),
                           ("make it look like an old video game with big square pixels", "pixel_art")]:
         m = vocab.match(prompt, text_encoder)
