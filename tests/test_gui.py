@@ -425,3 +425,15 @@ def test_typed_prompt_shows_the_trained_style_it_was_matched_to(qtbot, make_wind
     assert "rendered as Thermal camera" in w.statusBar().currentMessage()
     change = applied(qtbot, w, lambda: (w.prompt.edit.setText("pixel art"), qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return)))
     assert change.matched is None and w.prompt.current.text() == "Now: \u201cpixel art\u201d"
+
+
+def test_unusable_output_folder_is_reported_and_nothing_starts(qtbot, make_window, tmp_path):
+    w = make_window()
+    wait_frames(qtbot, w)
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    w.settings.set("output/folder", str(blocker / "out"))
+    assert w.start_recording() is False and w.recorder is None
+    assert "Cannot create" in w.banners.text("record")
+    assert w.save_screenshot() is None
+    assert "Cannot create" in w.banners.text("screenshot")

@@ -89,14 +89,7 @@ class ControlsPanel(QWidget):
         self.model_dir = QLineEdit()
         self.model_dir.setPlaceholderText("embedded default model")
         self.model_dir.setToolTip("A model folder: config.json plus .safetensors weights")
-        browse = QPushButton("…")
-        browse.setToolTip("Choose a model folder")
-        browse.setFixedWidth(32)
-        browse.clicked.connect(self.browseModelRequested)
-        row = QHBoxLayout()
-        row.addWidget(self.model_dir, 1)
-        row.addWidget(browse)
-        eform.addRow("Model", row)
+        eform.addRow("Model", _with_browse(self.model_dir, self.browseModelRequested, "Choose a model folder"))
         self.device = QComboBox()
         for value, label in devices:
             self.device.addItem(label, value)
@@ -122,13 +115,7 @@ class ControlsPanel(QWidget):
         oform.addRow("Record / screenshot", self.layout_combo)
         self.output_folder = QLineEdit()
         self.output_folder.setToolTip("Where recordings and screenshots are saved")
-        obrowse = QPushButton("…")
-        obrowse.setFixedWidth(32)
-        obrowse.clicked.connect(self.browseOutputRequested)
-        row = QHBoxLayout()
-        row.addWidget(self.output_folder, 1)
-        row.addWidget(obrowse)
-        oform.addRow("Save to", row)
+        oform.addRow("Save to", _with_browse(self.output_folder, self.browseOutputRequested, "Choose the output folder"))
 
         self.reset_button = QPushButton("Reset to defaults")
         self.reset_button.setToolTip("Restore every setting and the window layout (your own styles are kept)")
@@ -273,3 +260,15 @@ class ControlsPanel(QWidget):
         else:
             self.pending_label.setText("")
             self.reload_button.setStyleSheet("")
+
+
+def _with_browse(edit: QLineEdit, requested, tip: str) -> QHBoxLayout:
+    """A path field with a "…" button beside it that emits ``requested``."""
+    browse = QPushButton("…")
+    browse.setToolTip(tip)
+    browse.setFixedWidth(32)
+    browse.clicked.connect(requested)
+    row = QHBoxLayout()
+    row.addWidget(edit, 1)
+    row.addWidget(browse)
+    return row

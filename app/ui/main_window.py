@@ -1032,6 +1032,16 @@ class MainWindow(QMainWindow):
         elif not on and self.recorder is not None:
             self.stop_recording()
 
+    def _new_output_path(self, banner: str, suffix: str) -> Path | None:
+        """A time-stamped file in the output folder (created if needed); None, with a banner, if it can't be."""
+        folder = self.settings.output_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.banners.show_message(banner, f"Cannot create {folder}: {e.strerror or e}")
+            return None
+        return folder / f"RTR-{time.strftime('%Y%m%d-%H%M%S')}{suffix}"
+
     def start_recording(self, path: str | Path | None = None) -> bool:
         try:
             from ..outputs.recorder import Recorder
@@ -1040,13 +1050,9 @@ class MainWindow(QMainWindow):
             return False
         layout = self.controls.layout_combo.currentData() or "stylized"
         if path is None:
-            folder = self.settings.output_folder()
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                self.banners.show_message("record", f"Cannot create {folder}: {e.strerror or e}")
+            path = self._new_output_path("record", ".mp4")
+            if path is None:
                 return False
-            path = folder / f"RTR-{time.strftime('%Y%m%d-%H%M%S')}.mp4"
         fps = self.source.nominal_fps if self.source is not None else 30.0
         audio = None
         if isinstance(self.source, FileSource) and self.source.has_audio:
@@ -1116,13 +1122,9 @@ class MainWindow(QMainWindow):
         layout = self.controls.layout_combo.currentData() or "stylized"
         image = compose(layout, frame.image, frame.source)
         if path is None:
-            folder = self.settings.output_folder()
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                self.banners.show_message("screenshot", f"Cannot create {folder}: {e.strerror or e}")
+            path = self._new_output_path("screenshot", f"-{frame.index}.png")
+            if path is None:
                 return None
-            path = folder / f"RTR-{time.strftime('%Y%m%d-%H%M%S')}-{frame.index}.png"
         path = Path(path)
         image = np.ascontiguousarray(image)
         qimg = QImage(image.data, image.shape[1], image.shape[0], image.strides[0], QImage.Format.Format_RGB888)
