@@ -504,8 +504,9 @@ class AdaCache:
                                {k: d for k, (d, _) in cur.computed.items()},
                                {k: m for k, (_, m) in cur.computed.items()}, rate - 1)
 
-    def end_chunk(self, cache) -> None:
-        """Call after ``cache.end_chunk`` (the clean pass ran every block)."""
+    def end_chunk(self, cache, clean_pass: bool = True) -> None:
+        """Call after ``cache.end_chunk``; ``clean_pass``: whether a clean pass ran every block (it is
+        skipped when the window holds only the current chunk)."""
         self._finish_pass()
         cur, cfg = self._cur, self.config
         if cur is not None and cfg.where in ("chunks", "both") and cur.planned is None and cur.computed:
@@ -515,7 +516,7 @@ class AdaCache:
             for _ in range(cur.steps):
                 torch.randn(shape, generator=cur.generator, device=device, dtype=dtype)
         self.stats.chunks += 1
-        self.stats.clean_blocks += self.num_layers
+        self.stats.clean_blocks += self.num_layers if clean_pass else 0
         self._expect = self._snapshot(cache)
         self._chunk += 1
         self._cur = None

@@ -57,6 +57,12 @@ class RollingKVCache:
     def full(self) -> bool:
         return self.count == self.window_frames
 
+    @property
+    def keeps_history(self) -> bool:
+        """Whether a chunk's keys outlive it. With a window of one chunk the next chunk overwrites every
+        slot before it attends, so the clean cache-write pass would compute keys nobody reads."""
+        return self.window_frames > self.chunk_frames
+
     def frames_in_window(self) -> list[int]:
         """Absolute indices of the cached frames, oldest first."""
         return sorted(f for f in self.slot_frame if f >= 0)

@@ -2,7 +2,7 @@
 
 Frames (uint8 RGB, any size) go in, stylized frames (uint8 RGB at the working resolution) come out,
 chunk by chunk: encode -> few-step denoise against the rolling KV cache -> clean pass that writes the
-cache -> decode. A style change between chunks resets the cross-attention cache, keeps the last frame
+cache (skipped when the window holds only the current chunk: nothing would read it) -> decode. A style change between chunks resets the cross-attention cache, keeps the last frame
 in the self-attention cache and anchors a new reference image if one is given.
 """
 from __future__ import annotations
@@ -237,10 +237,11 @@ class StreamStylizer:
             latent = self.schedule.sample(denoise, source.shape, gen, self.device, self.dtype,
                                           start=source, strength=self.strength)
             t2 = self._tick()
-            dit.forward_chunk(latent, source, torch.zeros(1, device=self.device), cache)
+            if cache.keeps_history:  # the clean pass writes the keys later chunks attend to
+                dit.forward_chunk(latent, source, torch.zeros(1, device=self.device), cache)
             cache.end_chunk()
             if ada is not None:
-                ada.end_chunk(cache)
+                ada.end_chunk(cache, clean_pass=cache.keeps_history)
         except BaseException:
             cache.abort_chunk()
             self.adacache.abort()

@@ -192,6 +192,30 @@ def test_off_is_bit_identical_to_the_plain_engine(random_model):
     assert all(torch.equal(a, b) for a, b in zip(outs4, ref_v)) and len(outs4) == len(ref_v)
 
 
+def test_a_one_chunk_window_skips_the_clean_pass_and_changes_nothing(tmp_path, text_encoder):
+    """With window == chunk the next chunk overwrites every slot before attending, so the clean pass is
+    dead work: skipping it must leave every denoising velocity and every frame bit-identical."""
+    from model.checkpoint import build_tiny_parts, load_model, save_tiny_model
+    from model.config import ModelConfig
+
+    cfg = ModelConfig.named("tiny").replace(resolution=(64, 96), window_frames=2)
+    torch.manual_seed(0)
+    dit, ae = build_tiny_parts(cfg)
+    model = load_model(save_tiny_model(tmp_path / "w2", cfg, dit, ae, {"name": "w2", "trained": False}),
+                       text_encoder=text_encoder)
+    frames = moving_frames(16)
+    ref_v, _, ref_images = plain_engine(model, frames, {0: "ink wash painting", 5: "pencil sketch"})
+    s, outs, images = run_stream(model, "off", frames, switch_at=10)
+    assert not s.cache.keeps_history
+    assert len(ref_v) == 8 * 3 and len(outs) == 8 * 2  # 2 steps per chunk, no clean pass
+    denoising = [v for i, v in enumerate(ref_v) if i % 3 != 2]
+    assert all(torch.equal(a, b) for a, b in zip(outs, denoising))
+    assert len(images) == len(ref_images) == 16
+    assert all(np.array_equal(a, b) for a, b in zip(images, ref_images))
+    s2, _, _ = run_stream(model, "fast", frames)
+    assert s2.adacache.stats.clean_blocks == 0 and s2.adacache.stats.chunks == 8
+
+
 # -------------------------------------------------------------------------------------- codebook
 def test_codebook_selects_at_the_threshold_edges():
     paper_fast = Codebook.of({0.08: 6, 0.16: 5, 0.24: 4, 0.32: 3, 0.40: 2, 1.00: 1})
