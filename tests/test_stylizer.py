@@ -81,3 +81,21 @@ def test_any_input_size_is_fitted(random_model):
     s.set_text("pixel art")
     out = s.push([moving_frames(1, 480, 270)[0], moving_frames(1, 30, 200)[0]])
     assert [o.shape for o in out] == [(64, 96, 3)] * 2
+
+
+def test_the_codec_runs_channels_last_and_matches_the_plain_autoencoder(random_model):
+    """The live codec keeps its autoencoder channels-last for speed; its latents and frames must be
+    those of the plain (contiguous) network."""
+    import copy
+
+    import torch
+
+    codec = random_model.codec
+    plain = copy.deepcopy(codec.ae).to(memory_format=torch.contiguous_format)
+    video = torch.rand(1, 2, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        z = codec.encode(video)
+        frames = codec.decode(z)
+        torch.testing.assert_close(z[0], plain.encode(video[0]), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(frames[0], plain.decode(z[0]), atol=1e-5, rtol=1e-4)
+    assert z.is_contiguous() and frames.is_contiguous() and frames.shape == video.shape
