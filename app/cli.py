@@ -42,9 +42,13 @@ def cmd_stylize(args) -> int:
         if not model.trained:
             print(f"note: model '{model.name}' has untrained (random) weights; the output is not a style",
                   file=sys.stderr)
-        stylizer = StreamStylizer(model, device=args.device, seed=args.seed, steps=args.steps,
-                                  strength=args.strength, anchor_reference=not args.no_anchor,
-                                  adacache=args.adacache, match_prompts=not args.exact_prompt)
+        stylizer = StreamStylizer(model, device=args.device, seed=args.seed, strength=args.strength,
+                                  anchor_reference=not args.no_anchor, match_prompts=not args.exact_prompt,
+                                  speed=args.speed)
+        if args.steps:  # explicit settings refine a speed preset
+            stylizer.set_steps(args.steps)
+        if args.adacache:
+            stylizer.set_adacache(args.adacache)
         if stylizer.match_prompts and model.vocabulary is not None:
             prompts = [sp.prompt for sp in [spec] + [sw.style for sw in switches] if sp.reference is None]
             for prompt in dict.fromkeys(p for p in prompts if p and p.strip()):
@@ -188,6 +192,8 @@ def cmd_eval(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from model.speed import SPEED_PRESETS  # plain data: keeps --help free of torch
+
     p = argparse.ArgumentParser(prog="main.py", description="RTR Studio: real-time video stylization. "
                                 "Without a subcommand the desktop app opens.")
     sub = p.add_subparsers(dest="command")
@@ -209,8 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache (ablation)")
     s.add_argument("--exact-prompt", action="store_true",
                    help="condition on the prompt as typed, not on the closest style the model was trained on")
-    s.add_argument("--adacache", choices=["off", "slow", "fast"], default="off",
-                   help="reuse DiT block residuals across chunks when the source barely moves (default off)")
+    s.add_argument("--speed", choices=list(SPEED_PRESETS),
+                   help="speed preset: quality (the model's steps and window), balanced (+ AdaCache slow), "
+                        "fast (<= 2 steps, a short window, AdaCache fast); default: the model's settings")
+    s.add_argument("--adacache", choices=["off", "slow", "fast"], default=None,
+                   help="reuse DiT block residuals across chunks when the source barely moves (default off, "
+                        "or the speed preset's)")
     s.add_argument("--layout", choices=["stylized", "side-by-side"], default="stylized",
                    help="the stylized video only, or the source and the stylized video side by side")
     s.add_argument("--no-audio", action="store_true", help="do not copy the source's audio into the output")

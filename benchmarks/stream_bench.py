@@ -147,8 +147,12 @@ def run(args) -> dict:
     else:
         model = LoadedModel(model.folder, cfg, model.dit, model.codec, model.text_encoder, model.card)
 
-    stylizer = StreamStylizer(model, device=str(device), dtype=dtype, seed=args.seed, steps=args.steps,
-                              strength=args.strength, profile=not args.no_stage_sync, adacache=args.adacache)
+    stylizer = StreamStylizer(model, device=str(device), dtype=dtype, seed=args.seed, strength=args.strength,
+                              profile=not args.no_stage_sync, speed=args.speed)
+    if args.steps:  # explicit settings refine a speed preset
+        stylizer.set_steps(args.steps)
+    if args.adacache or not args.speed:
+        stylizer.set_adacache(args.adacache or "off")
     t0 = time.perf_counter()
     stylizer.set_text(args.prompt)
     if args.model:
@@ -219,7 +223,8 @@ def run(args) -> dict:
             "steps": list(stylizer.schedule.steps), "strength": stylizer.strength, "layers": cfg.num_layers,
             "frames_in": len(frames), "warmup_chunks": args.warmup, "chunk_latent_frames": cfg.chunk_frames,
             "chunk_video_frames": {"first": first_chunk, "steady": steady_chunk},
-            "window_latent_frames": cfg.window_frames, "stage_sync": not args.no_stage_sync,
+            "window_latent_frames": stylizer.window_frames, "stage_sync": not args.no_stage_sync,
+            "speed_preset": stylizer.speed,
             "tokens_per_frame": cfg.tokens_per_frame(),
         },
         "parameters": {"dit": sum(p.numel() for p in model.dit.parameters()), "codec": _codec_params(model.codec)},
@@ -265,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; use fewer on a shared machine, "
                    "where oversubscribed threads stall each other)")
     p.add_argument("--no-stage-sync", action="store_true", help="do not synchronise CUDA per stage")
-    p.add_argument("--adacache", choices=["off", "slow", "fast"], default="off",
+    p.add_argument("--speed", choices=["quality", "balanced", "fast"],
+                   help="speed preset (model/speed.py); --steps and --adacache refine it")
+    p.add_argument("--adacache", choices=["off", "slow", "fast"], default=None,
                    help="AdaCache preset (residual reuse; see model/adacache.py; default off)")
     p.add_argument("--name", help="result name (default: derived from the settings)")
     p.add_argument("--out", help="JSON path (default benchmarks/results/<name>.json)")
@@ -283,6 +290,8 @@ def _default_name(args) -> str:
         parts.append(args.resolution.lower())
     if args.steps:
         parts.append(f"{args.steps}steps")
+    if args.speed:
+        parts.append(args.speed)
     return "-".join(parts)
 
 

@@ -268,11 +268,12 @@ class CausalDiT(nn.Module):
         return torch.cat([top, bottom], 0)
 
     # ------------------------------------------------------------- streaming
-    def new_cache(self, height: int, width: int, batch: int = 1, anchor_reference: bool = True) -> RollingKVCache:
-        """A cache for latents of size (height, width)."""
+    def new_cache(self, height: int, width: int, batch: int = 1, anchor_reference: bool = True,
+                  window_frames: int | None = None) -> RollingKVCache:
+        """A cache for latents of size (height, width); the window defaults to the config's."""
         cfg = self.cfg
         grid = (height // cfg.patch_size[1], width // cfg.patch_size[2])
-        return RollingKVCache(cfg.num_layers, cfg.num_heads, cfg.head_dim, grid, cfg.window_frames,
+        return RollingKVCache(cfg.num_layers, cfg.num_heads, cfg.head_dim, grid, window_frames or cfg.window_frames,
                               cfg.chunk_frames, cfg.text_len, batch, self.device, self.dtype, anchor_reference)
 
     @torch.no_grad()

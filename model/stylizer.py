@@ -18,6 +18,7 @@ import torch
 from .adacache import AdaCache
 from .checkpoint import LoadedModel, load_model
 from .schedule import FlowSchedule
+from .speed import SpeedSettings, speed_settings
 
 
 class StyleError(ValueError):
@@ -76,7 +77,8 @@ class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
-                 adacache="off", match_prompts: bool = True):
+                 adacache="off", match_prompts: bool = True, window_frames: int | None = None,
+                 speed: str | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -90,9 +92,10 @@ class StreamStylizer:
         self.profile = profile
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
-        lh, lw = self.cfg.latent_grid()
-        self.cache = self.model.dit.new_cache(lh, lw, anchor_reference=anchor_reference)
+        self.anchor_reference = anchor_reference
+        self.cache = self._new_cache(window_frames or self.cfg.window_frames)
         self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
+        self.speed: str | None = None  # the speed preset last applied (model.speed), if any
         self.times = StageTimes()
         self.style: tuple[str, object] | None = None
         # a model that lists its trained styles is conditioned on the trained prompt closest to the typed one
@@ -101,6 +104,8 @@ class StreamStylizer:
         self._context = None
         self._ref_latent = None
         self.reset()
+        if speed is not None:
+            self.set_speed(speed)
 
     # ------------------------------------------------------------ settings
     @property
@@ -116,6 +121,34 @@ class StreamStylizer:
                 raise ValueError("steps must be >= 1")
             steps = [round(1000 * (1 - i / steps)) for i in range(steps)]
         self.schedule = FlowSchedule(list(steps), self.cfg.shift)
+
+    @property
+    def window_frames(self) -> int:
+        """Latent frames a chunk attends to, itself included."""
+        return self.cache.window_frames
+
+    def set_window(self, frames: int) -> None:
+        """Change the attention window; the stream starts over (the style stays)."""
+        if frames == self.cache.window_frames:
+            return
+        c = self.cfg.chunk_frames
+        if frames < c or frames % c:
+            raise ValueError(f"the window must be a positive multiple of the chunk ({c} latent frames), got {frames}")
+        self.cache = self._new_cache(frames)
+        self.reset()
+
+    def set_speed(self, name: str) -> SpeedSettings:
+        """Apply a speed preset (``model.speed``: steps, window, AdaCache); the stream starts over."""
+        settings = speed_settings(name, self.cfg)
+        self.set_steps(settings.steps)
+        self.set_adacache(settings.adacache)
+        self.set_window(settings.window_frames)
+        self.speed = settings.name
+        return settings
+
+    def _new_cache(self, window_frames: int):
+        lh, lw = self.cfg.latent_grid()
+        return self.model.dit.new_cache(lh, lw, anchor_reference=self.anchor_reference, window_frames=window_frames)
 
     def set_adacache(self, mode) -> None:
         """AdaCache preset: "off", "slow", "fast", or True ("slow") / False ("off")."""
