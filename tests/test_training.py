@@ -143,6 +143,18 @@ def test_weights_train_and_start_from_previous_stage(run):
     assert not torch.equal(w["teacher"][key], w["student"][key]) and not torch.equal(w["student"][key], w["dmd"][key])
 
 
+def test_a_repeated_stage_keeps_the_earlier_run_in_the_card(run, tmp_path, one_thread):
+    """The shipped model ran the student stage twice (with context, then single-chunk): both stay on record."""
+    out = tmp_path / "student-again"
+    common = [a if a != str(FRAMES) else "2" for a in COMMON]  # one chunk per sample, no context
+    train("student", "--latents", run["latents"], "--out", out, "--init", run["student"], "--steps", 1, *common)
+    card = json.loads((out / "model_card.json").read_text())
+    first = json.loads((run["student"] / "model_card.json").read_text())["training"]
+    assert list(card["training"]) == ["teacher", "student", "student-2"]
+    assert card["training"]["student"] == first["student"]
+    assert card["training"]["student-2"]["frames"] == 2 and card["training"]["student-2"]["steps"] == 1
+
+
 def test_dmd_model_streams(run, text_encoder):
     m = load_model(run["dmd"], text_encoder=text_encoder)
     s = StreamStylizer(m, seed=0)

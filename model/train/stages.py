@@ -264,7 +264,10 @@ def run_stage(stage: str, a) -> int:
             import json
 
             prev = json.loads(src_card.read_text()).get("training", {})
-            card["training"] = {**prev, **card["training"]}
+            key, n = stage, 2
+            while key in prev:  # a stage run again (e.g. a second student run) keeps the earlier runs
+                key, n = f"{stage}-{n}", n + 1
+            card["training"] = {**prev, key: card["training"][stage]}
         _save(Path(a.out), cfg, unwrap(model), vae_path, card, pairs)
         print(f"{stage}: saved {a.out} after {a.steps} steps in {log.seconds:.0f} s")
     d.barrier()
