@@ -250,7 +250,7 @@ def adacache_supported(stylizer) -> bool:
 
 
 # The preset behind the app's AdaCache toggle: on the embedded model it skips the most work and stays
-# within 0.3 dB of the uncached fidelity (benchmarks/results/adacache_tiny_cpu.json).
+# within 0.5 dB of the uncached fidelity (benchmarks/results/adacache_tiny_cpu.json).
 LIVE_ADACACHE = "fast"
 
 
