@@ -151,8 +151,8 @@ def run(args) -> dict:
                               profile=not args.no_stage_sync, speed=args.speed)
     if args.steps:  # explicit settings refine a speed preset
         stylizer.set_steps(args.steps)
-    if args.adacache or not args.speed:
-        stylizer.set_adacache(args.adacache or "off")
+    if args.adacache:
+        stylizer.set_adacache(args.adacache)
     t0 = time.perf_counter()
     stylizer.set_text(args.prompt)
     if args.model:
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed", choices=["quality", "balanced", "fast"],
                    help="speed preset (model/speed.py); --steps and --adacache refine it")
     p.add_argument("--adacache", choices=["off", "slow", "fast"], default=None,
-                   help="AdaCache preset (residual reuse; see model/adacache.py; default off)")
+                   help="AdaCache preset (residual reuse; see model/adacache.py; default off, or the --speed preset's)")
     p.add_argument("--name", help="result name (default: derived from the settings)")
     p.add_argument("--out", help="JSON path (default benchmarks/results/<name>.json)")
     p.add_argument("-q", "--quiet", action="store_true")

@@ -2,8 +2,9 @@
 
 Frames (uint8 RGB, any size) go in, stylized frames (uint8 RGB at the working resolution) come out,
 chunk by chunk: encode -> few-step denoise against the rolling KV cache -> clean pass that writes the
-cache (skipped when the window holds only the current chunk: nothing would read it) -> decode. A style change between chunks resets the cross-attention cache, keeps the last frame
-in the self-attention cache and anchors a new reference image if one is given.
+cache (skipped when the window holds only the current chunk: nothing would read it) -> decode. A style
+change between chunks resets the cross-attention cache, keeps the last frame in the self-attention
+cache and anchors a new reference image if one is given.
 """
 from __future__ import annotations
 
@@ -77,8 +78,7 @@ class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
-                 adacache="off", match_prompts: bool = True, window_frames: int | None = None,
-                 speed: str | None = None):
+                 adacache="off", match_prompts: bool = True, speed: str | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -93,7 +93,7 @@ class StreamStylizer:
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         self.anchor_reference = anchor_reference
-        self.cache = self._new_cache(window_frames or self.cfg.window_frames)
+        self.cache = self._new_cache(self.cfg.window_frames)
         self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
         self.speed: str | None = None  # the speed preset last applied (model.speed), if any
         self.times = StageTimes()
@@ -138,7 +138,7 @@ class StreamStylizer:
         self.reset()
 
     def set_speed(self, name: str) -> SpeedSettings:
-        """Apply a speed preset (``model.speed``: steps, window, AdaCache); the stream starts over."""
+        """Apply a speed preset (``model.speed``: steps, window, AdaCache); a new window restarts the stream."""
         settings = speed_settings(name, self.cfg)
         self.set_steps(settings.steps)
         self.set_adacache(settings.adacache)
