@@ -1,33 +1,11 @@
-"""Style specifications shared by the CLI and the GUI: a prompt or a reference image, and schedules."""
+"""Style schedules for the CLI (``--switch``); the style type itself is ``model.style.StyleSpec``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+from model.style import IMAGE_SUFFIXES, StyleSpec
 
-
-@dataclass(frozen=True)
-class StyleSpec:
-    prompt: str | None = None
-    reference: Path | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> "StyleSpec":
-        """An image path becomes a reference style; anything else is a prompt."""
-        p = Path(text)
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            return cls(reference=p)
-        return cls(prompt=text)
-
-    def apply(self, stylizer) -> None:
-        if self.reference is not None:
-            stylizer.set_reference(self.reference, self.prompt)
-        else:
-            stylizer.set_text(self.prompt or "")
-
-    def __str__(self) -> str:
-        return f"reference {self.reference.name}" if self.reference else repr(self.prompt)
+__all__ = ["IMAGE_SUFFIXES", "ScheduledStyle", "StyleSpec", "parse_switch"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Capture threads hand frames to a bounded, thread-safe, drop-oldest ``FrameQueue``; the worker takes
 them one by one, stylizes them chunk by chunk and sends the results back to the GUI as Qt signals
 (numpy frames with their capture timestamps). Commands from the GUI (load a model, switch style,
-change strength/steps/AdaCache/cross-fade, reset the stream) are queued and applied between chunks,
+change strength/speed/cross-fade, reset the stream) are queued and applied between chunks,
 so the GUI thread never waits on the model. Failures - a model folder that does not load, an
 unreadable reference image, running out of memory - come back as signals with readable messages,
 and the worker keeps running so the user can fix the cause.
@@ -19,14 +19,15 @@ import time
 import traceback
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from .styles import StyleSpec
+from model.speed import SpeedRequest
+from model.style import StyleSpec
 
 log = logging.getLogger(__name__)
 
@@ -137,9 +138,8 @@ class LoadRequest:
     folder: Path | None = None  # None: the embedded default model
     device: str = "auto"  # auto, cpu, cuda, cuda:N, mps
     resolution: tuple[int, int] | None = None  # (height, width); None: the model's own
-    steps: int | None = None  # None: the model's schedule
+    speed: SpeedRequest = field(default_factory=SpeedRequest)  # preset, refined by explicit steps / AdaCache
     strength: float = 1.0
-    adacache: bool = True
     seed: int = 0
     warmup: bool = True
     # CPU inference threads: one core is left to capture, decoding and the GUI (an oversubscribed
@@ -160,7 +160,6 @@ class ModelInfo:
     resolution_step: tuple[int, int]
     chunk_size: int
     default_steps: int
-    has_adacache: bool
     load_seconds: float
 
 
@@ -241,21 +240,8 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 def matched_style(stylizer) -> str | None:
-    match = getattr(stylizer, "prompt_match", None)
+    match = stylizer.prompt_match
     return match.describe() if match is not None and not match.exact else None
-
-
-def adacache_supported(stylizer) -> bool:
-    return stylizer is not None and hasattr(stylizer, "set_adacache")
-
-
-# The preset behind the app's AdaCache toggle: on the embedded model it skips the most work and stays
-# within 0.5 dB of the uncached fidelity (benchmarks/results/adacache_tiny_cpu.json).
-LIVE_ADACACHE = "fast"
-
-
-def apply_adacache(stylizer, enabled: bool) -> None:
-    stylizer.set_adacache(LIVE_ADACACHE if enabled else "off")
 
 
 def _free_memory(device: str) -> None:
@@ -294,10 +280,8 @@ def build_stylizer(req: LoadRequest, progress: Callable[[int, str], None] | None
             raise CheckpointError(f"resolution {req.resolution[1]}x{req.resolution[0]} does not suit this "
                                   f"model: {e}") from None
     progress(60, "Preparing the stream")
-    stylizer = StreamStylizer(model, device=device, dtype=dtype, seed=req.seed, steps=req.steps,
-                              strength=req.strength)
-    if adacache_supported(stylizer):
-        apply_adacache(stylizer, req.adacache)
+    stylizer = StreamStylizer(model, device=device, dtype=dtype, seed=req.seed, strength=req.strength)
+    req.speed.apply(stylizer)
     return stylizer, device, native
 
 
@@ -328,6 +312,7 @@ class EngineWorker(QObject):
         self.model_info: ModelInfo | None = None
         self.style: tuple[StyleSpec, str] | None = None  # the style in effect
         self.style_serial = 0
+        self.speed = SpeedRequest()  # the speed in effect (the last load's, changed live)
         self._cmds: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pending: deque[CapturedFrame] = deque()
@@ -396,11 +381,13 @@ class EngineWorker(QObject):
     def set_strength(self, strength: float) -> None:
         self._command("strength", float(strength))
 
-    def set_steps(self, steps: int | None) -> None:
-        self._command("steps", steps)
+    def set_speed(self, speed: SpeedRequest) -> None:
+        """A speed preset with its explicit step count / AdaCache mode (``model.speed.SpeedRequest``)."""
+        self._command("speed", speed)
 
-    def set_adacache(self, enabled: bool) -> None:
-        self._command("adacache", bool(enabled))
+    def set_steps(self, steps: int | None) -> None:
+        """Override the speed preset's step count (None: the preset's)."""
+        self._command("steps", steps)
 
     def set_crossfade(self, seconds: float) -> None:
         self._command("crossfade", max(0.0, float(seconds)))
@@ -480,6 +467,7 @@ class EngineWorker(QObject):
         self._busy_loading = True
         try:
             info = self._load(req)
+            self.speed = req.speed
         except BaseException as e:
             msg = str(e) or e.__class__.__name__
             if not fut.done():
@@ -535,15 +523,14 @@ class EngineWorker(QObject):
             device=device, device_label=device_label(device),
             resolution=(stylizer.height, stylizer.width), native_resolution=native,
             resolution_step=(stride[1] * patch[1], stride[2] * patch[2]), chunk_size=stylizer.chunk_size,
-            default_steps=len(model.config.denoising_steps), has_adacache=adacache_supported(stylizer),
-            load_seconds=time.perf_counter() - t0)
+            default_steps=len(model.config.denoising_steps), load_seconds=time.perf_counter() - t0)
         self.model_info = info
         self.loadProgress.emit(100, "Ready")
         if self.style is not None and stylizer.style is not None:
             self.style_serial += 1
             cache = stylizer.cache
             self.styleApplied.emit(StyleChange(
-                serial=self.style_serial, label=self.style[1], spec=self.style[0], kind=stylizer.style[0],
+                serial=self.style_serial, label=self.style[1], spec=self.style[0], kind=stylizer.style.kind,
                 cross_ready=cache.cross_ready, cross_changed=True, ref_len=cache.ref_len,
                 window_before=[], window_after=cache.frames_in_window(), matched=matched_style(stylizer)))
         return info
@@ -584,7 +571,7 @@ class EngineWorker(QObject):
         if self._halted:
             self._set_halted(None)
         change = StyleChange(
-            serial=self.style_serial, label=label, spec=spec, kind=st.style[0] if st.style else "text",
+            serial=self.style_serial, label=label, spec=spec, kind=spec.kind,
             cross_ready=cache.cross_ready,
             cross_changed=cross_before is None or not bool((cache.cross_k == cross_before).all()),
             ref_len=cache.ref_len, window_before=before, window_after=cache.frames_in_window(),
@@ -595,15 +582,15 @@ class EngineWorker(QObject):
         if self.stylizer is not None:
             self.stylizer.set_strength(min(max(strength, 0.01), 1.0))
 
-    def _cmd_steps(self, steps: int | None) -> None:
+    def _cmd_speed(self, speed: SpeedRequest) -> None:
+        self.speed = speed
         if self.stylizer is not None:
-            self.stylizer.set_steps(steps)
+            speed.apply(self.stylizer)
         if self._halted:
             self._set_halted(None)
 
-    def _cmd_adacache(self, enabled: bool) -> None:
-        if adacache_supported(self.stylizer):
-            apply_adacache(self.stylizer, enabled)
+    def _cmd_steps(self, steps: int | None) -> None:
+        self._cmd_speed(replace(self.speed, steps=steps))
 
     def _cmd_crossfade(self, seconds: float) -> None:
         self._crossfade_s = seconds

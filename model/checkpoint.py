@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -16,6 +17,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, ModelConfig
+from .protocols import Codec, TextEncoder
+
+if TYPE_CHECKING:
+    from .vocabulary import StyleVocabulary
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 DEFAULT_MODEL_DIR = RESOURCES / "models" / "default"
@@ -103,10 +108,10 @@ class LoadedModel:
     folder: Path | None
     config: ModelConfig
     dit: nn.Module
-    codec: object
-    text_encoder: object
+    codec: Codec
+    text_encoder: TextEncoder
     card: dict
-    vocabulary: object = None  # model.vocabulary.StyleVocabulary: the styles it was trained on, if listed
+    vocabulary: StyleVocabulary | None = None  # the styles it was trained on, if the folder lists them
 
     @property
     def name(self) -> str:

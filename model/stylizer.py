@@ -20,6 +20,7 @@ from .adacache import AdaCache
 from .checkpoint import LoadedModel, load_model
 from .schedule import FlowSchedule
 from .speed import SpeedSettings, speed_settings
+from .style import StyleSpec
 
 
 class StyleError(ValueError):
@@ -97,7 +98,7 @@ class StreamStylizer:
         self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
         self.speed: str | None = None  # the speed preset last applied (model.speed), if any
         self.times = StageTimes()
-        self.style: tuple[str, object] | None = None
+        self.style: StyleSpec | None = None  # the style in effect
         # a model that lists its trained styles is conditioned on the trained prompt closest to the typed one
         self.match_prompts = match_prompts
         self.prompt_match = None  # model.vocabulary.PromptMatch of the current text style
@@ -164,16 +165,19 @@ class StreamStylizer:
         prompt = (prompt or "").strip()
         if not prompt:
             raise StyleError("the style prompt is empty")
-        vocabulary = getattr(self.model, "vocabulary", None)
+        vocabulary = self.model.vocabulary
         match = vocabulary.match(prompt, self.model.text_encoder) if self.match_prompts and vocabulary else None
         conditioning = match.trained_prompt if match else prompt
         context = self.model.text_encoder.encode(conditioning).to(self.device, self.dtype)
         self._switch(context, None)
-        self.style = ("text", prompt)
+        self.style = StyleSpec(prompt=prompt)
         self.prompt_match = match
 
     def set_reference(self, image: np.ndarray | str | Path, prompt: str | None = None) -> None:
-        if not isinstance(image, np.ndarray):
+        if isinstance(image, np.ndarray):
+            spec = StyleSpec(prompt=prompt, image=image)
+        else:
+            spec = StyleSpec(prompt=prompt, reference=Path(image))
             image = load_image(image)
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=2)
@@ -185,7 +189,7 @@ class StreamStylizer:
             latent = self.model.codec.encode_image(ref[None])
         context = self.model.text_encoder.encode(prompt or self.cfg.reference_prompt).to(self.device, self.dtype)
         self._switch(context, latent)
-        self.style = ("reference", image)
+        self.style = spec
         self.prompt_match = None
 
     def _switch(self, context, ref_latent) -> None:

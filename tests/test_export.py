@@ -217,7 +217,7 @@ class StyleLog:
         return getattr(self.inner, name)
 
     def _log(self, out):
-        self.styles += [self.inner.style[1]] * len(out)
+        self.styles += [self.inner.style.prompt] * len(out)
         return out
 
     def push(self, frames):

@@ -23,6 +23,7 @@ from app.sources.video_file import VideoFileReader
 from app.ui.gallery import load_presets
 from app.ui.main_window import MainWindow
 from app.ui.settings import AppSettings
+from model.style import StyleSpec
 
 WAIT = 30000  # ms; generous for a loaded CI machine, the waits end as soon as the condition holds
 
@@ -138,7 +139,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     qtbot.keyClicks(w.prompt.edit, "neon city at night")
     change = applied(qtbot, w, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
     assert change.spec.prompt == "neon city at night" and change.kind == "text"
-    assert st.style == ("text", "neon city at night") and st.cache.ref_len == 0 and st.cache.cross_ready
+    assert st.style == StyleSpec(prompt="neon city at night") and st.cache.ref_len == 0 and st.cache.cross_ready
     assert lst.currentItem() is None  # a typed prompt is not a preset
 
     # an image dropped onto the window becomes a reference style and a saved user preset
@@ -147,7 +148,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     change = applied(qtbot, w, lambda: drop_files(w, img))
     assert change.kind == "reference" and change.ref_len > 0 and change.cross_changed
     assert change.window_after == [max(change.window_before)]
-    assert st.cache.ref_len > 0 and st.style[0] == "reference"
+    assert st.cache.ref_len > 0 and st.style.kind == "reference"
     user = w.settings.user_presets
     assert len(user) == 1 and user[0]["name"] == "my style"
     stored = w.data_dir / "styles"

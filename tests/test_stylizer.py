@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model.style import StyleSpec
 from model.stylizer import StreamStylizer, StyleError
 from tests.conftest import moving_frames
 
@@ -50,11 +51,11 @@ def test_switch_keeps_last_frame_and_anchors_reference(random_model):
     s.set_reference(ref)
     assert s.cache.frames_in_window() == [last]
     assert s.cache.ref_len == s.cache.ref_capacity and s.cache.cross_ready
-    assert s.style[0] == "reference"
+    assert s.style.kind == "reference"
     s.push(moving_frames(20))
     assert s.cache.ref_len == s.cache.ref_capacity
     s.set_text("cartoon")
-    assert s.cache.ref_len == 0 and s.style == ("text", "cartoon")
+    assert s.cache.ref_len == 0 and s.style == StyleSpec(prompt="cartoon")
 
 
 def test_bad_inputs_raise_clear_errors(random_model, tmp_path):

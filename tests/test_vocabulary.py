@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model.checkpoint import CheckpointError, DEFAULT_MODEL_DIR, load_model
+from model.style import StyleSpec
 from model.stylizer import StreamStylizer
 from model.vocabulary import StyleVocabulary, VocabularyError
 
@@ -46,7 +47,7 @@ def test_paraphrases_land_on_the_right_trained_style(model_with_vocabulary, text
 def test_stylizer_conditions_on_the_matched_prompt(model_with_vocabulary):
     matched = StreamStylizer(model_with_vocabulary)
     matched.set_text("show me what a heat camera sees")
-    assert matched.style == ("text", "show me what a heat camera sees")  # the person's words are kept
+    assert matched.style == StyleSpec(prompt="show me what a heat camera sees")  # the person's words are kept
     assert matched.prompt_match.style == "thermal"
     trained = StreamStylizer(model_with_vocabulary)
     trained.set_text(matched.prompt_match.trained_prompt)

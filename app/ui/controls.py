@@ -239,7 +239,7 @@ class ControlsPanel(QWidget):
             self.resolution.blockSignals(False)
             self._select_resolution(current)
             self.steps.setSpecialValueText(f"model default ({info.default_steps})")
-            self.adacache.setVisible(info.has_adacache)
+            self.adacache.setVisible(True)
         finally:
             self._quiet = False
         self._applied = dict(applied)

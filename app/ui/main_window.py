@@ -481,8 +481,14 @@ class MainWindow(QMainWindow):
     def load_request(self) -> LoadRequest:
         v = self.controls.engine_values()
         return LoadRequest(folder=Path(v["model_dir"]) if v["model_dir"] else None, device=v["device"],
-                           resolution=parse_resolution(v["resolution"]), steps=self.controls.steps_value(),
-                           strength=self.controls.strength_value(), adacache=self.controls.adacache.isChecked())
+                           resolution=parse_resolution(v["resolution"]), speed=self._speed_request(),
+                           strength=self.controls.strength_value())
+
+    def _speed_request(self):
+        from model.speed import SpeedRequest
+
+        return SpeedRequest(steps=self.controls.steps_value(),
+                            adacache="fast" if self.controls.adacache.isChecked() else None)
 
     def reload_model(self) -> asyncio.Future:
         """Load the model with the engine settings shown; the window keeps running meanwhile."""
@@ -702,7 +708,7 @@ class MainWindow(QMainWindow):
         self.settings.set("live/steps", steps or 0)
 
     def _set_adacache(self, on: bool) -> None:
-        self.worker.set_adacache(on)
+        self.worker.set_speed(self._speed_request())
         self.settings.set("live/adacache", on)
 
     def _set_crossfade(self, ms: int) -> None:
@@ -733,8 +739,7 @@ class MainWindow(QMainWindow):
         self.main_split.setSizes([1120, 300])
         self.side_action.setChecked(True)
         self.worker.set_strength(self.controls.strength_value())
-        self.worker.set_steps(self.controls.steps_value())
-        self.worker.set_adacache(self.controls.adacache.isChecked())
+        self.worker.set_speed(self._speed_request())
         self.worker.set_crossfade(self.controls.crossfade_value() / 1000)
         if self.controls.engine_values() != before or self.controls.engine_values() != self._applied_engine:
             self.reload_model()
