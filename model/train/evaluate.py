@@ -20,7 +20,9 @@ import torch
 from ..checkpoint import DEFAULT_MODEL_DIR, load_model
 from ..schedule import FlowSchedule
 from ..stylizer import StreamStylizer
-from .data import load_clip, load_manifest, load_photo, find_photos, split_photos, synth_clip
+from .data import load_clip, load_manifest
+from .motion import synth_clip
+from .photos import find_photos, load_photo, split_photos
 from .metrics import flicker, flow_between, psnr, ssim
 from .styles import STYLES
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .data import Motion, find_photos, load_photo, photo_split, split_photos, synth_clip
+from .motion import Motion, synth_clip
+from .photos import find_photos, load_photo, photo_split, split_photos
 from .styles import STYLES
 
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"

@@ -11,6 +11,8 @@ looks alike at 192x320 and at 1080p; heavy smoothing runs on a frame capped at a
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 from dataclasses import dataclass, field
@@ -25,8 +27,25 @@ _TILE = 256  # period in pixels (at reference scale) of every noise texture
 
 
 # ----------------------------------------------------------------------------- helpers
+_SCALE = contextvars.ContextVar("style_scale", default=None)
+
+
 def _scale(img: np.ndarray) -> float:
-    return round(min(img.shape[:2]) / REF_SHORT_SIDE, 3)
+    forced = _SCALE.get()
+    return forced if forced is not None else round(min(img.shape[:2]) / REF_SHORT_SIDE, 3)
+
+
+@contextlib.contextmanager
+def style_scale(scale: float):
+    """Render every filter as if the frame had a short side of ``scale * 192``.
+
+    Why: a target rendered once from a still photograph (then moved with the camera) must have the
+    strokes, dots and grain of a frame the size of the clip, not of the photograph."""
+    token = _SCALE.set(round(float(scale), 3))
+    try:
+        yield
+    finally:
+        _SCALE.reset(token)
 
 
 def _odd(x: float) -> int:
