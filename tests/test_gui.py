@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QPushButton
 
 from app.gui import build_parser, ensure_qasync_loop
 from app.sources.video_file import VideoFileReader
 from app.ui.gallery import load_presets
 from app.ui.main_window import MainWindow
 from app.ui.settings import AppSettings
+from model.speed import SpeedRequest
 from model.style import StyleSpec
 
 WAIT = 30000  # ms; generous for a loaded CI machine, the waits end as soon as the condition holds
@@ -74,8 +75,8 @@ def make_window(qtbot, qasync_loop, tmp_path, gallery_dir, random_model_dir, sam
     for w in windows:
         w.close()
         assert w.threads_alive == []
-        assert not w.status_timer.isActive() and not w.transport_timer.isActive()
-        assert not w.pacer.timer.isActive()
+        assert not w.display.status_timer.isActive() and not w.sources.transport_timer.isActive()
+        assert not w.display.timer.isActive()
 
 
 def wait_frames(qtbot, w, more=1):
@@ -116,7 +117,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     wait_frames(qtbot, w, 3)
     assert w.source_view.frames_shown > 0
     assert w.stylized_view.frame.shape == (64, 96, 3)
-    assert w.current_style is not None and w.current_style.label == "Ink wash"  # first preset
+    assert w.styles.current is not None and w.styles.current.label == "Ink wash"  # first preset
     assert "untrained" in w.banners.all_text()  # told plainly that random weights are not a style
     st = w.worker.stylizer
 
@@ -153,7 +154,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     assert len(user) == 1 and user[0]["name"] == "my style"
     stored = w.data_dir / "styles"
     assert any(p.suffix == ".png" for p in stored.iterdir())
-    assert w.presets[-1].user and lst.currentRow() == len(w.presets) - 1
+    assert w.styles.presets[-1].user and lst.currentRow() == len(w.styles.presets) - 1
     wait_frames(qtbot, w, 2)
 
     # Ctrl+1 selects the first preset (the window's shortcut, pressed on the focused prompt box)
@@ -166,7 +167,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     # the style and the user preset are restored in a new session
     w.close()
     w2 = make_window(start=False)
-    assert [p.name for p in w2.presets][-1] == "my style"
+    assert [p.name for p in w2.styles.presets][-1] == "my style"
     assert w2.settings.last_style == {"kind": "preset", "key": "preset:Ink wash"}
 
 
@@ -176,31 +177,33 @@ def test_settings_toggle_persist_and_reset(qtbot, make_window):
     wait_frames(qtbot, w)
     st = w.worker.stylizer
     c = w.controls
-    c.strength.setValue(40)
+    c.set_strength(0.4)
     qtbot.waitUntil(lambda: st.strength == pytest.approx(0.4), timeout=WAIT)
-    c.steps.setValue(3)
+    c.set_speed_request(SpeedRequest("quality", steps=3))  # Advanced: the step count replaces the preset's
     qtbot.waitUntil(lambda: len(st.schedule.steps) == 3, timeout=WAIT)
-    c.steps.setValue(0)  # back to the model's schedule
+    c.set_speed_request(SpeedRequest("quality"))  # back to the preset's (the model's) schedule
     qtbot.waitUntil(lambda: st.schedule.steps == list(st.cfg.denoising_steps), timeout=WAIT)
-    c.crossfade.setChecked(False)
+    c.set_crossfade(0)
     qtbot.waitUntil(lambda: w.worker._crossfade_s == 0, timeout=WAIT)
-    assert not c.adacache.isHidden()  # the engine has AdaCache
-    c.adacache.setChecked(True)
-    qtbot.waitUntil(lambda: st.adacache.mode == "fast", timeout=WAIT)
-    c.adacache.setChecked(False)
+    c.set_speed_request(SpeedRequest("fast"))  # what `stylize --speed fast` does
+    qtbot.waitUntil(lambda: st.speed == "fast" and st.adacache.mode == "fast", timeout=WAIT)
+    c.set_speed_request(SpeedRequest("fast", adacache="off"))  # what `--speed fast --adacache off` does
     qtbot.waitUntil(lambda: st.adacache.mode == "off", timeout=WAIT)
     w.side_action.trigger()  # single view
     assert not w.source_view.isVisible() and w.stylized_view.isVisible()
     wait_frames(qtbot, w)
     s = w.settings
     assert s.get("live/strength") == pytest.approx(0.4) and s.get("live/crossfade") is False
+    assert (s.get("live/speed"), s.get("live/steps"), s.get("live/adacache")) == ("fast", 0, "off")
     assert s.get("view/single") is True
 
     # reload settings are marked pending until applied
     assert not c.pending
-    c.resolution.setCurrentIndex(c.resolution.findData("48x32"))
-    assert c.pending and "Apply" in c.pending_label.text()
-    c.reload_button.click()
+    assert "48x32" in c.resolution_options()
+    v = c.engine_values()
+    c.set_engine_values(v["model_dir"], v["device"], "48x32")
+    assert c.pending and "Apply" in c.pending_message()
+    c.findChild(QPushButton, "reload").click()
     qtbot.waitUntil(lambda: w.model_info.resolution == (32, 48) and not w.worker.loading, timeout=WAIT)
     assert not c.pending and s.get("engine/resolution") == "48x32"
     wait_frames(qtbot, w)
@@ -208,13 +211,17 @@ def test_settings_toggle_persist_and_reset(qtbot, make_window):
 
     w.reset_to_defaults()
     assert s.get("live/strength") == 1.0 and s.get("view/single") is False and w.source_view.isVisible()
-    assert c.strength_value() == 1.0 and c.crossfade.isChecked()
+    assert c.strength_value() == 1.0 and c.crossfade_value() > 0 and c.speed_request() == SpeedRequest()
     qtbot.waitUntil(lambda: w.model_info.resolution == (64, 96) and not w.worker.loading, timeout=WAIT)
-    qtbot.waitUntil(lambda: w.worker.stylizer.strength == 1.0, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.worker.stylizer.strength == 1.0 and w.worker.stylizer.speed == "quality"
+                    and w.worker.stylizer.adacache.mode == "off", timeout=WAIT)
     wait_frames(qtbot, w)
 
 
 def test_gui_stays_responsive_while_the_model_is_slow(qtbot, make_window):
+    """The event loop keeps turning while the engine sits in a 2-second model call. A GUI thread that
+    waited on the model would answer a probe after ~2 s; the bound here (1 s) only tells those apart.
+    How fast the loop answers is a measured figure: benchmarks/ui_responsiveness.py."""
     w = make_window()
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=WAIT)
     wait_frames(qtbot, w)
@@ -224,13 +231,13 @@ def test_gui_stays_responsive_while_the_model_is_slow(qtbot, make_window):
 
     def slow_push(frames):
         slow_calls.append(time.perf_counter())
-        time.sleep(0.5)  # the model takes half a second per call
+        time.sleep(2.0)  # the model takes two seconds per call
         return real_push(frames)
 
     st.push = slow_push
     qtbot.waitUntil(lambda: len(slow_calls) >= 1, timeout=WAIT)
     latencies = []
-    for _ in range(8):  # ~1.6 s of probes while the worker sits in slow calls
+    while len(slow_calls) < 2 or len(latencies) < 8:  # probes across at least one whole slow call
         timer = QElapsedTimer()
         fired = []
         timer.start()
@@ -238,8 +245,7 @@ def test_gui_stays_responsive_while_the_model_is_slow(qtbot, make_window):
         qtbot.waitUntil(lambda: bool(fired), timeout=5000)
         latencies.append(fired[0])
         qtbot.wait(150)
-    assert len(slow_calls) >= 2
-    assert max(latencies) < 100, latencies  # the Qt event loop kept running
+    assert max(latencies) < 1000, latencies  # the Qt event loop kept running
     st.push = real_push
     wait_frames(qtbot, w)
 
@@ -250,32 +256,32 @@ def test_record_screenshot_and_export(qtbot, make_window, tmp_path, sample_video
     wait_frames(qtbot, w)
 
     out = tmp_path / "take.mp4"
-    assert w.start_recording(out)
-    assert w.record_action.isChecked() and w.stylized_view.badge == "REC"
-    qtbot.waitUntil(lambda: w.recorder is not None and w.recorder.frames_written >= 6, timeout=WAIT)
-    w.stop_recording()
-    qtbot.waitUntil(lambda: w.last_recording is not None, timeout=WAIT)
-    assert w.last_recording.error is None and w.last_recording.frames >= 6
+    assert w.outputs.start_recording(out)
+    assert w.outputs.record_action.isChecked() and w.stylized_view.badge == "REC"
+    qtbot.waitUntil(lambda: w.outputs.recorder is not None and w.outputs.recorder.frames_written >= 6, timeout=WAIT)
+    w.outputs.stop_recording()
+    qtbot.waitUntil(lambda: w.outputs.last_recording is not None, timeout=WAIT)
+    assert w.outputs.last_recording.error is None and w.outputs.last_recording.frames >= 6
     with VideoFileReader(out) as r:
         frames = [f for _, f in r.frames()]
     assert len(frames) >= 6 and frames[0].shape == (64, 96, 3)
-    assert not w.record_action.isChecked()
+    assert not w.outputs.record_action.isChecked()
 
-    shot = w.save_screenshot(tmp_path / "shot.png")
+    shot = w.outputs.save_screenshot(tmp_path / "shot.png")
     assert shot is not None and cv2.imread(str(shot)).shape == (64, 96, 3)
-    w.controls.layout_combo.setCurrentIndex(w.controls.layout_combo.findData("side_by_side"))
-    shot2 = w.save_screenshot(tmp_path / "shot2.png")
+    w.controls.set_record_layout("side_by_side")
+    shot2 = w.outputs.save_screenshot(tmp_path / "shot2.png")
     assert cv2.imread(str(shot2)).shape == (64, 192, 3)
     assert w.settings.get("output/layout") == "side_by_side"
 
     # side-by-side recording through the Record action, into the output folder
-    w.last_recording = None
-    w.record_action.trigger()
-    assert w.recorder is not None
-    qtbot.waitUntil(lambda: w.recorder.frames_written >= 4, timeout=WAIT)
-    w.record_action.trigger()
-    qtbot.waitUntil(lambda: w.last_recording is not None, timeout=WAIT)
-    sbs = w.last_recording.path
+    w.outputs.last_recording = None
+    w.outputs.record_action.trigger()
+    assert w.outputs.recorder is not None
+    qtbot.waitUntil(lambda: w.outputs.recorder.frames_written >= 4, timeout=WAIT)
+    w.outputs.record_action.trigger()
+    qtbot.waitUntil(lambda: w.outputs.last_recording is not None, timeout=WAIT)
+    sbs = w.outputs.last_recording.path
     assert sbs.parent == tmp_path / "out" and sbs.suffix == ".mp4"
     with VideoFileReader(sbs) as r:
         assert (r.width, r.height) == (192, 64) and sum(1 for _ in r.frames()) >= 4
@@ -283,33 +289,33 @@ def test_record_screenshot_and_export(qtbot, make_window, tmp_path, sample_video
     # offline export on its own model instance: every frame, while the live view keeps going
     live_stylizer = w.worker.stylizer
     exported = tmp_path / "export.mp4"
-    task = w.start_export(sample_video, exported)
+    task = w.exports.start(sample_video, exported)
     assert task is not None and w.export_panel.isVisible()
     qtbot.waitUntil(lambda: task.done(), timeout=60000)
-    assert w.export.last_error is None, w.export.last_error
-    assert w.export.last_result.frames_out == 20 and not w.export.last_result.cancelled
+    assert w.exports.export.last_error is None, w.exports.export.last_error
+    assert w.exports.export.last_result.frames_out == 20 and not w.exports.export.last_result.cancelled
     with VideoFileReader(exported) as r:
         assert sum(1 for _ in r.frames()) == 20
     assert w.worker.stylizer is live_stylizer
-    assert not w.export_panel.isVisible() and w.export_action.isEnabled()
+    assert not w.export_panel.isVisible() and w.exports.action.isEnabled()
     wait_frames(qtbot, w)
 
     # Cancel (pressed at once, while the export's model is still loading): nothing is written
-    task = w.start_export(sample_video, tmp_path / "cancelled.mp4")
+    task = w.exports.start(sample_video, tmp_path / "cancelled.mp4")
     w.export_panel.cancel.click()
     qtbot.waitUntil(lambda: task.done(), timeout=60000)
-    assert w.export.was_cancelled and w.export.last_error is None
-    assert not (tmp_path / "cancelled.mp4").exists() and w.export_action.isEnabled()
+    assert w.exports.export.was_cancelled and w.exports.export.last_error is None
+    assert not (tmp_path / "cancelled.mp4").exists() and w.exports.action.isEnabled()
 
     # virtual camera: on, or a clear "not available" message in the window
-    w.vcam_action.trigger()
-    if w.vcam is None:
-        assert not w.vcam_action.isChecked()
+    w.outputs.vcam_action.trigger()
+    if w.outputs.vcam is None:
+        assert not w.outputs.vcam_action.isChecked()
         assert "not available" in w.banners.text("vcam").lower()
     else:
         wait_frames(qtbot, w)
-        w.vcam_action.trigger()
-        assert w.vcam is None
+        w.outputs.vcam_action.trigger()
+        assert w.outputs.vcam is None
 
 
 def test_errors_show_in_window_and_recover(qtbot, make_window, tmp_path, random_model_dir, sample_video):
@@ -320,7 +326,7 @@ def test_errors_show_in_window_and_recover(qtbot, make_window, tmp_path, random_
     assert w.model_info is None and "No model" in w.stylized_view.message
     qtbot.waitUntil(lambda: w.source_view.frames_shown > 3, timeout=WAIT)  # the app keeps running
 
-    w.set_model_folder(random_model_dir)  # the user picks a valid folder: recovers
+    w.engine.set_model_folder(random_model_dir)  # the user picks a valid folder: recovers
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=WAIT)
     assert w.banners.text("model") is None
     wait_frames(qtbot, w)
@@ -335,17 +341,17 @@ def test_errors_show_in_window_and_recover(qtbot, make_window, tmp_path, random_
     # a file that is not a video; then a good one
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"nope")
-    assert not w.open_file(junk)
+    assert not w.sources.open_file(junk)
     assert "not a readable video" in w.banners.text("source")
-    assert w.open_file(sample_video)
+    assert w.sources.open_file(sample_video)
     assert w.banners.text("source") is None
     wait_frames(qtbot, w)
 
     # a camera that does not exist
-    w.open_source(w._resolve_address("camera:63"))
+    w.sources.open_source(w.sources.resolve_address("camera:63"))
     qtbot.waitUntil(lambda: w.banners.text("source") is not None, timeout=WAIT)
     assert "camera not available" in w.banners.text("source")
-    assert w.open_sample() or w.open_file(sample_video)
+    assert w.sources.open_sample() or w.sources.open_file(sample_video)
     wait_frames(qtbot, w)
 
 
@@ -358,14 +364,14 @@ def test_sources_and_layout_are_restored(qtbot, make_window, sample_video, tmp_p
     sizes, size = w.views.sizes(), (w.width(), w.height())
     w.close()
     w2 = make_window(source=None)  # no --source: the last source comes back
-    assert w2.source_info.address == str(sample_video)
+    assert w2.sources.info.address == str(sample_video)
     assert (w2.width(), w2.height()) == size
     assert w2.views.sizes() == sizes
     qtbot.waitUntil(lambda: w2.source_view.frames_shown > 0, timeout=WAIT)
     w2.close()
     w3 = make_window(source=None, settings_name="fresh.ini")  # first run: the bundled sample clip
     if w3.sample_clip.is_file():
-        assert w3.source_info.name == "Sample clip"
+        assert w3.sources.info.name == "Sample clip"
     else:
         assert "sample clip is missing" in w3.banners.text("source")
 
@@ -375,35 +381,34 @@ def test_file_transport_from_the_window(qtbot, make_window, sample_video, tmp_pa
     other = tmp_path / "other.mp4"
     other.write_bytes(sample_video.read_bytes())
     drop_files(w, other)  # a video dropped on the window becomes the source
-    assert w.source_info.address == str(other) and isinstance(w.source.path, type(other))
+    assert w.sources.info.address == str(other) and isinstance(w.sources.source.path, type(other))
     qtbot.waitUntil(lambda: w.source_view.frames_shown > 2, timeout=WAIT)
-    assert w.play_button.isEnabled() and w.seek.isEnabled()
-    w.loop_check.setChecked(False)
-    assert w.source.loop is False and w.settings.get("source/loop") is False
-    w.toggle_play()
-    assert not w.source.playing
+    assert w.transport.play_button.isEnabled() and w.transport.seek.isEnabled()
+    w.transport.loop_check.setChecked(False)
+    assert w.sources.source.loop is False and w.settings.get("source/loop") is False
+    w.sources.toggle_play()
+    assert not w.sources.source.playing
     qtbot.wait(100)
-    n = w.source.frames_delivered
-    w.seek_to(0.5)  # while paused: the frame at 0.5 s is shown
-    qtbot.waitUntil(lambda: w.source.frames_delivered == n + 1, timeout=WAIT)
-    assert w.source.position == pytest.approx(0.5, abs=0.05)
+    n = w.sources.source.frames_delivered
+    w.sources.seek_to(0.5)  # while paused: the frame at 0.5 s is shown
+    qtbot.waitUntil(lambda: w.sources.source.frames_delivered == n + 1, timeout=WAIT)
+    assert w.sources.source.position == pytest.approx(0.5, abs=0.05)
     qtbot.wait(150)
-    assert w.source.frames_delivered == n + 1
-    w.toggle_play()
-    qtbot.waitUntil(lambda: w.source.at_end, timeout=WAIT)  # stops at the end without looping
+    assert w.sources.source.frames_delivered == n + 1
+    w.sources.toggle_play()
+    qtbot.waitUntil(lambda: w.sources.source.at_end, timeout=WAIT)  # stops at the end without looping
     qtbot.waitUntil(lambda: "End of video" in w.source_view.message, timeout=WAIT)
-    assert not w.source.playing
+    assert not w.sources.source.playing
 
 
 def test_command_line_and_bundled_gallery():
     args, rest = build_parser().parse_known_args(["--model", "m", "--source", "camera:0", "--device", "cpu",
                                                   "-platform", "offscreen"])
     assert (args.model, args.source, args.device) == ("m", "camera:0", "cpu") and rest == ["-platform", "offscreen"]
-    presets, problems = load_presets()  # resources/gallery as shipped
-    if presets:
-        assert not problems, problems
-        assert all(p.prompt or p.reference for p in presets)
-        assert all(p.thumbnail is None or p.thumbnail.is_file() for p in presets)
+    presets, problems = load_presets()  # resources/gallery as shipped: it must load whole
+    assert presets and not problems, problems
+    assert all(p.prompt or p.reference for p in presets)
+    assert all(p.thumbnail is not None and p.thumbnail.is_file() for p in presets)
 
 
 def test_typed_prompt_shows_the_trained_style_it_was_matched_to(qtbot, make_window, random_model_dir, tmp_path):
@@ -434,7 +439,7 @@ def test_unusable_output_folder_is_reported_and_nothing_starts(qtbot, make_windo
     blocker = tmp_path / "a file"
     blocker.write_text("not a folder")
     w.settings.set("output/folder", str(blocker / "out"))
-    assert w.start_recording() is False and w.recorder is None
+    assert w.outputs.start_recording() is False and w.outputs.recorder is None
     assert "Cannot create" in w.banners.text("record")
-    assert w.save_screenshot() is None
+    assert w.outputs.save_screenshot() is None
     assert "Cannot create" in w.banners.text("screenshot")

@@ -1,15 +1,27 @@
 """The controls panel. Two clearly separate groups: *Live* settings apply instantly (between chunks);
 *Engine* settings (model folder, device, resolution) need a reload and only take effect on
-"Apply && reload". Output settings and "Reset to defaults" sit below."""
+"Apply && reload". Output settings and "Reset to defaults" sit below.
+
+Speed uses the engine's own words (``model.speed``): quality / balanced / fast, with an Advanced
+override for the step count and the AdaCache mode that means what ``stylize --steps/--adacache`` mean.
+The window talks to the panel through the accessors and signals below, never through its widgets.
+"""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
                                QPushButton, QSlider, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from model.speed import ADACACHE_MODES, SPEED_PRESETS, SpeedRequest
+
 from .settings import AppSettings, format_resolution, parse_resolution
 
 RESOLUTION_SCALES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
+SPEED_TIPS = {
+    "quality": "The steps and attention window the model was trained for, every block computed",
+    "balanced": "The model's steps and window, with AdaCache 'slow' (reuses work when the picture barely moves)",
+    "fast": "At most two steps, a window of at most two chunks, AdaCache 'fast'",
+}
 
 
 def resolution_choices(native: tuple[int, int], step: tuple[int, int]) -> list[tuple[int, int]]:
@@ -23,12 +35,16 @@ def resolution_choices(native: tuple[int, int], step: tuple[int, int]) -> list[t
     return out
 
 
+def _named(widget, name: str):
+    widget.setObjectName(name)
+    return widget
+
+
 class ControlsPanel(QWidget):
     strengthChanged = Signal(float)
-    stepsChanged = Signal(object)  # int, or None for the model's schedule
-    adacacheChanged = Signal(bool)
+    speedChanged = Signal(object)  # model.speed.SpeedRequest
     crossfadeChanged = Signal(int)  # milliseconds, 0 = off
-    layoutChanged = Signal(str)  # "stylized" or "side_by_side"
+    layoutChanged = Signal(str)  # what recordings and screenshots hold: "stylized" or "side_by_side"
     outputFolderChanged = Signal(str)
     browseModelRequested = Signal()
     browseOutputRequested = Signal()
@@ -38,87 +54,98 @@ class ControlsPanel(QWidget):
     def __init__(self, devices: list[tuple[str, str]], parent: QWidget | None = None):
         super().__init__(parent)
         self._applied: dict | None = None
-        self._native: tuple[int, int] | None = None
         self._quiet = False
 
         # --- live ----------------------------------------------------------------------------
         live = QGroupBox("Live — applies instantly")
         form = QFormLayout(live)
-        self.strength = QSlider(Qt.Orientation.Horizontal)
-        self.strength.setRange(1, 100)
-        self.strength.setToolTip("How far the output moves from the source towards the style")
-        self.strength_label = QLabel("1.00")
-        self.strength_label.setMinimumWidth(32)
+        self._strength = _named(QSlider(Qt.Orientation.Horizontal), "strength")
+        self._strength.setRange(1, 100)
+        self._strength.setToolTip("How far the output moves from the source towards the style")
+        self._strength_label = QLabel("1.00")
+        self._strength_label.setMinimumWidth(32)
         row = QHBoxLayout()
-        row.addWidget(self.strength, 1)
-        row.addWidget(self.strength_label)
+        row.addWidget(self._strength, 1)
+        row.addWidget(self._strength_label)
         form.addRow("Strength", row)
-        self.crossfade = QCheckBox("Cross-fade on style switch")
-        self.crossfade_ms = QSpinBox()
-        self.crossfade_ms.setRange(50, 3000)
-        self.crossfade_ms.setSingleStep(50)
-        self.crossfade_ms.setSuffix(" ms")
+        self._speed = _named(QComboBox(), "speed")
+        for name in SPEED_PRESETS:
+            self._speed.addItem(name.capitalize(), name)
+            self._speed.setItemData(self._speed.count() - 1, SPEED_TIPS[name], Qt.ItemDataRole.ToolTipRole)
+        self._speed.setToolTip("Speed preset (as `stylize --speed`): quality, balanced or fast")
+        form.addRow("Speed", self._speed)
+        self._crossfade = _named(QCheckBox("Cross-fade on style switch"), "crossfade")
+        self._crossfade_ms = _named(QSpinBox(), "crossfade_ms")
+        self._crossfade_ms.setRange(50, 3000)
+        self._crossfade_ms.setSingleStep(50)
+        self._crossfade_ms.setSuffix(" ms")
         row = QHBoxLayout()
-        row.addWidget(self.crossfade, 1)
-        row.addWidget(self.crossfade_ms)
+        row.addWidget(self._crossfade, 1)
+        row.addWidget(self._crossfade_ms)
         form.addRow(row)
-        self.advanced_toggle = QToolButton()
-        self.advanced_toggle.setText("Advanced")
-        self.advanced_toggle.setCheckable(True)
-        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
-        self.advanced_toggle.setAutoRaise(True)
-        form.addRow(self.advanced_toggle)
-        self.advanced = QWidget()
-        adv = QFormLayout(self.advanced)
+        self._advanced_toggle = _named(QToolButton(), "advanced_toggle")
+        self._advanced_toggle.setText("Advanced")
+        self._advanced_toggle.setCheckable(True)
+        self._advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self._advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self._advanced_toggle.setAutoRaise(True)
+        form.addRow(self._advanced_toggle)
+        self._advanced = QWidget()
+        adv = QFormLayout(self._advanced)
         adv.setContentsMargins(12, 0, 0, 0)
-        self.steps = QSpinBox()
-        self.steps.setRange(0, 8)
-        self.steps.setSpecialValueText("model default")
-        self.steps.setToolTip("Denoising steps per chunk: fewer is faster, more follows the style more closely")
-        adv.addRow("Steps", self.steps)
-        self.adacache = QCheckBox("AdaCache (skip work when little changes)")
-        adv.addRow(self.adacache)
-        self.adacache.setVisible(False)
-        self.advanced.setVisible(False)
-        form.addRow(self.advanced)
+        self._steps = _named(QSpinBox(), "steps")
+        self._steps.setRange(0, 8)
+        self._steps.setSpecialValueText("preset's")
+        self._steps.setToolTip("Denoising steps per chunk, replacing the preset's (as `stylize --steps`): "
+                               "fewer is faster, more follows the style more closely")
+        adv.addRow("Steps", self._steps)
+        self._adacache = _named(QComboBox(), "adacache")
+        self._adacache.addItem("preset's", "")
+        for mode in ADACACHE_MODES:
+            self._adacache.addItem(mode, mode)
+        self._adacache.setToolTip("AdaCache mode, replacing the preset's (as `stylize --adacache`): reuse "
+                                  "work when the picture barely moves")
+        adv.addRow("AdaCache", self._adacache)
+        self._advanced.setVisible(False)
+        form.addRow(self._advanced)
 
         # --- engine --------------------------------------------------------------------------
         engine = QGroupBox("Engine — needs reload")
         eform = QFormLayout(engine)
-        self.model_dir = QLineEdit()
-        self.model_dir.setPlaceholderText("embedded default model")
-        self.model_dir.setToolTip("A model folder: config.json plus .safetensors weights")
-        eform.addRow("Model", _with_browse(self.model_dir, self.browseModelRequested, "Choose a model folder"))
-        self.device = QComboBox()
+        self._model_dir = _named(QLineEdit(), "model_dir")
+        self._model_dir.setPlaceholderText("embedded default model")
+        self._model_dir.setToolTip("A model folder: config.json plus .safetensors weights")
+        eform.addRow("Model", _with_browse(self._model_dir, self.browseModelRequested, "Choose a model folder"))
+        self._device = _named(QComboBox(), "device")
         for value, label in devices:
-            self.device.addItem(label, value)
-        eform.addRow("Device", self.device)
-        self.resolution = QComboBox()
-        self.resolution.addItem("Model default", "")
-        eform.addRow("Resolution", self.resolution)
-        self.reload_button = QPushButton("Apply && reload")
-        self.reload_button.setToolTip("Reload the model with these engine settings")
-        self.pending_label = QLabel("")
-        self.pending_label.setStyleSheet("color: #c08a00;")
-        self.pending_label.setWordWrap(True)
-        eform.addRow(self.reload_button)
-        eform.addRow(self.pending_label)
+            self._device.addItem(label, value)
+        eform.addRow("Device", self._device)
+        self._resolution = _named(QComboBox(), "resolution")
+        self._resolution.addItem("Model default", "")
+        eform.addRow("Resolution", self._resolution)
+        self._reload_button = _named(QPushButton("Apply && reload"), "reload")
+        self._reload_button.setToolTip("Reload the model with these engine settings")
+        self._pending_label = QLabel("")
+        self._pending_label.setStyleSheet("color: #c08a00;")
+        self._pending_label.setWordWrap(True)
+        eform.addRow(self._reload_button)
+        eform.addRow(self._pending_label)
 
         # --- output --------------------------------------------------------------------------
         output = QGroupBox("Output")
         oform = QFormLayout(output)
-        self.layout_combo = QComboBox()
-        self.layout_combo.addItem("Stylized only", "stylized")
-        self.layout_combo.addItem("Side by side", "side_by_side")
-        self.layout_combo.setToolTip("What recordings and screenshots contain")
-        oform.addRow("Record / screenshot", self.layout_combo)
-        self.output_folder = QLineEdit()
-        self.output_folder.setToolTip("Where recordings and screenshots are saved")
-        oform.addRow("Save to", _with_browse(self.output_folder, self.browseOutputRequested, "Choose the output folder"))
+        self._layout = _named(QComboBox(), "record_layout")
+        self._layout.addItem("Stylized only", "stylized")
+        self._layout.addItem("Side by side", "side_by_side")
+        self._layout.setToolTip("What recordings and screenshots contain")
+        oform.addRow("Record / screenshot", self._layout)
+        self._output_folder = _named(QLineEdit(), "output_folder")
+        self._output_folder.setToolTip("Where recordings and screenshots are saved")
+        oform.addRow("Save to", _with_browse(self._output_folder, self.browseOutputRequested,
+                                             "Choose the output folder"))
 
-        self.reset_button = QPushButton("Reset to defaults")
-        self.reset_button.setToolTip("Restore every setting and the window layout (your own styles are kept)")
+        self._reset_button = _named(QPushButton("Reset to defaults"), "reset")
+        self._reset_button.setToolTip("Restore every setting and the window layout (your own styles are kept)")
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -126,120 +153,168 @@ class ControlsPanel(QWidget):
         lay.addWidget(engine)
         lay.addWidget(output)
         lay.addStretch(1)
-        lay.addWidget(self.reset_button)
+        lay.addWidget(self._reset_button)
 
         # --- wiring --------------------------------------------------------------------------
-        self.strength.valueChanged.connect(self._strength_moved)
-        self.crossfade.toggled.connect(self._crossfade_changed)
-        self.crossfade_ms.valueChanged.connect(self._crossfade_changed)
-        self.advanced_toggle.toggled.connect(self._toggle_advanced)
-        self.steps.valueChanged.connect(lambda v: self._emit(self.stepsChanged, v or None))
-        self.adacache.toggled.connect(lambda v: self._emit(self.adacacheChanged, v))
-        self.layout_combo.currentIndexChanged.connect(
-            lambda _: self._emit(self.layoutChanged, self.layout_combo.currentData()))
-        self.output_folder.editingFinished.connect(
-            lambda: self._emit(self.outputFolderChanged, self.output_folder.text().strip()))
-        self.model_dir.textChanged.connect(self._update_pending)
-        self.device.currentIndexChanged.connect(self._update_pending)
-        self.resolution.currentIndexChanged.connect(self._update_pending)
-        self.reload_button.clicked.connect(self.reloadRequested)
-        self.reset_button.clicked.connect(self.resetRequested)
+        self._strength.valueChanged.connect(self._strength_moved)
+        self._crossfade.toggled.connect(self._crossfade_changed)
+        self._crossfade_ms.valueChanged.connect(self._crossfade_changed)
+        self._advanced_toggle.toggled.connect(self._toggle_advanced)
+        for speed_widget in (self._speed, self._adacache):
+            speed_widget.currentIndexChanged.connect(self._speed_changed)
+        self._steps.valueChanged.connect(self._speed_changed)
+        self._layout.currentIndexChanged.connect(lambda _: self._emit(self.layoutChanged, self.record_layout()))
+        self._output_folder.editingFinished.connect(lambda: self._emit(self.outputFolderChanged, self.output_folder()))
+        self._model_dir.textChanged.connect(self._update_pending)
+        self._device.currentIndexChanged.connect(self._update_pending)
+        self._resolution.currentIndexChanged.connect(self._update_pending)
+        self._reload_button.clicked.connect(self.reloadRequested)
+        self._reset_button.clicked.connect(self.resetRequested)
 
-    # ------------------------------------------------------------------------------ values
+    # ------------------------------------------------------------------------------ live
     def _emit(self, signal, value) -> None:
         if not self._quiet:
             signal.emit(value)
 
     def _strength_moved(self, v: int) -> None:
-        self.strength_label.setText(f"{v / 100:.2f}")
+        self._strength_label.setText(f"{v / 100:.2f}")
         self._emit(self.strengthChanged, v / 100)
 
     def _crossfade_changed(self, *_):
-        self.crossfade_ms.setEnabled(self.crossfade.isChecked())
-        self._emit(self.crossfadeChanged, self.crossfade_ms.value() if self.crossfade.isChecked() else 0)
+        self._crossfade_ms.setEnabled(self._crossfade.isChecked())
+        self._emit(self.crossfadeChanged, self.crossfade_value())
+
+    def _speed_changed(self, *_):
+        self._emit(self.speedChanged, self.speed_request())
 
     def _toggle_advanced(self, on: bool) -> None:
-        self.advanced.setVisible(on)
-        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
+        self._advanced.setVisible(on)
+        self._advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if on else Qt.ArrowType.RightArrow)
 
     def strength_value(self) -> float:
-        return self.strength.value() / 100
+        return self._strength.value() / 100
 
     def set_strength(self, value: float, emit: bool = True) -> None:
         self._quiet = not emit
         try:
-            self.strength.setValue(round(min(max(value, 0.01), 1.0) * 100))
-            self.strength_label.setText(f"{self.strength.value() / 100:.2f}")
+            self._strength.setValue(round(min(max(value, 0.01), 1.0) * 100))
+            self._strength_label.setText(f"{self._strength.value() / 100:.2f}")
         finally:
             self._quiet = False
 
-    def steps_value(self) -> int | None:
-        return self.steps.value() or None
+    def speed_request(self) -> SpeedRequest:
+        return SpeedRequest(self._speed.currentData() or "quality", self._steps.value() or None,
+                            self._adacache.currentData() or None)
+
+    def set_speed_request(self, speed: SpeedRequest, emit: bool = True) -> None:
+        """Show ``speed``; emits ``speedChanged`` once (if ``emit``) when it differs from what was shown."""
+        before = self.speed_request()
+        self._quiet = True
+        try:
+            self._show_speed(speed)
+        finally:
+            self._quiet = False
+        if emit and self.speed_request() != before:
+            self.speedChanged.emit(self.speed_request())
+
+    def _show_speed(self, speed: SpeedRequest) -> None:
+        self._speed.setCurrentIndex(max(self._speed.findData(speed.preset), 0))
+        self._steps.setValue(speed.steps or 0)
+        self._adacache.setCurrentIndex(max(self._adacache.findData(speed.adacache or ""), 0))
 
     def crossfade_value(self) -> int:
-        return self.crossfade_ms.value() if self.crossfade.isChecked() else 0
+        return self._crossfade_ms.value() if self._crossfade.isChecked() else 0
+
+    def set_crossfade(self, ms: int) -> None:
+        """0: off; otherwise on, at ``ms`` milliseconds (emits ``crossfadeChanged``)."""
+        if ms > 0:
+            self._crossfade_ms.setValue(ms)
+        self._crossfade.setChecked(ms > 0)
+
+    def advanced_shown(self) -> bool:
+        return self._advanced_toggle.isChecked()
+
+    def show_advanced(self, on: bool) -> None:
+        self._advanced_toggle.setChecked(on)
+
+    # ------------------------------------------------------------------------------ output
+    def record_layout(self) -> str:
+        return self._layout.currentData() or "stylized"
+
+    def set_record_layout(self, layout: str) -> None:
+        self._layout.setCurrentIndex(max(self._layout.findData(layout), 0))
+
+    def output_folder(self) -> str:
+        return self._output_folder.text().strip()
+
+    def set_output_folder(self, folder: str) -> None:
+        self._output_folder.setText(folder)
+        self._emit(self.outputFolderChanged, self.output_folder())
 
     def load_from(self, s: AppSettings) -> None:
         """Show stored settings without emitting change signals."""
         self._quiet = True
         try:
-            self.strength.setValue(round(float(s.get("live/strength")) * 100))
-            self.strength_label.setText(f"{self.strength.value() / 100:.2f}")
-            self.steps.setValue(int(s.get("live/steps")))
-            self.adacache.setChecked(bool(s.get("live/adacache")))
-            self.crossfade.setChecked(bool(s.get("live/crossfade")))
-            self.crossfade_ms.setValue(int(s.get("live/crossfade_ms")))
-            self.crossfade_ms.setEnabled(self.crossfade.isChecked())
-            i = self.layout_combo.findData(s.get("output/layout"))
-            self.layout_combo.setCurrentIndex(max(i, 0))
-            self.output_folder.setText(str(s.output_folder()))
+            self._strength.setValue(round(float(s.get("live/strength")) * 100))
+            self._strength_label.setText(f"{self._strength.value() / 100:.2f}")
+            self._show_speed(speed_from_settings(s))
+            self._crossfade.setChecked(bool(s.get("live/crossfade")))
+            self._crossfade_ms.setValue(int(s.get("live/crossfade_ms")))
+            self._crossfade_ms.setEnabled(self._crossfade.isChecked())
+            self.set_record_layout(s.get("output/layout"))
+            self._output_folder.setText(str(s.output_folder()))
             self.set_engine_values(s.get("engine/model_dir"), s.get("engine/device"), s.get("engine/resolution"))
         finally:
             self._quiet = False
         self._update_pending()
 
     # ------------------------------------------------------------------------------ engine
+    def set_model_dir(self, folder: str) -> None:
+        self._model_dir.setText(folder)
+
     def set_engine_values(self, model_dir: str, device: str, resolution: str) -> None:
-        self.model_dir.setText(model_dir or "")
-        i = self.device.findData(device or "auto")
+        self._model_dir.setText(model_dir or "")
+        i = self._device.findData(device or "auto")
         if i < 0:  # a device stored on another machine: show it, reloading will say it is not here
-            self.device.addItem(f"{device} (not available here)", device)
-            i = self.device.count() - 1
-        self.device.setCurrentIndex(i)
+            self._device.addItem(f"{device} (not available here)", device)
+            i = self._device.count() - 1
+        self._device.setCurrentIndex(i)
         self._select_resolution(resolution or "")
 
     def _select_resolution(self, value: str) -> None:
-        i = self.resolution.findData(value)
+        i = self._resolution.findData(value)
         if i < 0:
             hw = parse_resolution(value)
             if hw is None:
                 i = 0
             else:
-                self.resolution.addItem(f"{hw[1]}×{hw[0]}", value)
-                i = self.resolution.count() - 1
-        self.resolution.setCurrentIndex(i)
+                self._resolution.addItem(f"{hw[1]}×{hw[0]}", value)
+                i = self._resolution.count() - 1
+        self._resolution.setCurrentIndex(i)
 
     def engine_values(self) -> dict:
-        return {"model_dir": self.model_dir.text().strip(), "device": self.device.currentData() or "auto",
-                "resolution": self.resolution.currentData() or ""}
+        return {"model_dir": self._model_dir.text().strip(), "device": self._device.currentData() or "auto",
+                "resolution": self._resolution.currentData() or ""}
+
+    def resolution_options(self) -> list[str]:
+        """The resolutions offered ("WxH"; "" is the model's own)."""
+        return [self._resolution.itemData(i) for i in range(self._resolution.count())]
 
     def set_model_info(self, info, applied: dict) -> None:
-        """After a load: resolution choices for this model, step default, AdaCache availability."""
+        """After a load: resolution choices for this model, the step count its presets start from."""
         self._quiet = True
         try:
-            self._native = info.native_resolution
-            current = self.resolution.currentData() or ""
-            self.resolution.blockSignals(True)
-            self.resolution.clear()
+            current = self._resolution.currentData() or ""
+            self._resolution.blockSignals(True)
+            self._resolution.clear()
             nh, nw = info.native_resolution
-            self.resolution.addItem(f"Model default ({nw}×{nh})", "")
+            self._resolution.addItem(f"Model default ({nw}×{nh})", "")
             for h, w in resolution_choices(info.native_resolution, info.resolution_step):
                 if (h, w) != info.native_resolution:
-                    self.resolution.addItem(f"{w}×{h}", format_resolution((h, w)))
-            self.resolution.blockSignals(False)
+                    self._resolution.addItem(f"{w}×{h}", format_resolution((h, w)))
+            self._resolution.blockSignals(False)
             self._select_resolution(current)
-            self.steps.setSpecialValueText(f"model default ({info.default_steps})")
-            self.adacache.setVisible(True)
+            self._steps.setSpecialValueText(f"preset's (model: {info.default_steps})")
         finally:
             self._quiet = False
         self._applied = dict(applied)
@@ -253,13 +328,24 @@ class ControlsPanel(QWidget):
     def pending(self) -> bool:
         return self._applied is not None and self.engine_values() != self._applied
 
+    def pending_message(self) -> str:
+        return self._pending_label.text()
+
     def _update_pending(self, *_):
         if self.pending:
-            self.pending_label.setText("Changed: press “Apply && reload” to use these engine settings")
-            self.reload_button.setStyleSheet("font-weight: bold;")
+            self._pending_label.setText("Changed: press “Apply && reload” to use these engine settings")
+            self._reload_button.setStyleSheet("font-weight: bold;")
         else:
-            self.pending_label.setText("")
-            self.reload_button.setStyleSheet("")
+            self._pending_label.setText("")
+            self._reload_button.setStyleSheet("")
+
+
+def speed_from_settings(s: AppSettings) -> SpeedRequest:
+    """The stored speed; values a newer or older version wrote that mean nothing here fall back."""
+    preset = s.get("live/speed")
+    mode = s.get("live/adacache")
+    return SpeedRequest(preset if preset in SPEED_PRESETS else "quality", max(0, int(s.get("live/steps"))) or None,
+                        mode if mode in ADACACHE_MODES else None)
 
 
 def _with_browse(edit: QLineEdit, requested, tip: str) -> QHBoxLayout:

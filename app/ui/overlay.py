@@ -53,6 +53,9 @@ class ProgressOverlay(QWidget):
         self.show()
         self.raise_()
 
+    def set_title(self, title: str) -> None:
+        self.title.setText(title)
+
     def progress(self, percent: int, message: str) -> None:
         if percent < 0:
             self.bar.setRange(0, 0)  # busy: no estimate for this step

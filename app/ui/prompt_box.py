@@ -57,6 +57,9 @@ class PromptBox(QWidget):
         self.edit.submitted.connect(self.submitted)
         self.button.clicked.connect(self.edit._submit)
 
+    def focus_edit(self) -> None:
+        self.edit.setFocus()
+
     def show_style(self, label: str, prompt: str | None, matched: str | None = None) -> None:
         """Show what is running now; the edit shows the prompt (empty for an image style).
 

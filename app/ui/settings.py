@@ -18,8 +18,9 @@ APPLICATION = "RTR Studio"
 DEFAULTS: dict[str, object] = {
     # live: applied instantly
     "live/strength": 1.0,
-    "live/steps": 0,  # 0: the model's own schedule
-    "live/adacache": False,
+    "live/speed": "quality",  # model.speed: quality, balanced or fast
+    "live/steps": 0,  # 0: the speed preset's
+    "live/adacache": "",  # "": the speed preset's; else off, slow or fast
     "live/crossfade": True,
     "live/crossfade_ms": 300,
     "source/loop": True,
