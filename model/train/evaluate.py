@@ -234,9 +234,17 @@ def format_table(reports: list[dict]) -> str:
 
 
 def main(argv=None) -> int:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a == "--videos" or a.startswith("--videos=") for a in argv):
+        from .video_eval import main as video_main
+
+        return video_main(argv)
     ap = argparse.ArgumentParser(prog="main.py eval", description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, action="append", help="model folder (repeatable; default: embedded)")
-    ap.add_argument("--clips", type=Path, required=True, help="data set folder with held-out clips (`train data`)")
+    ap.add_argument("--clips", type=Path, required=True,
+                    help="data set folder with held-out clips (`train data`); or --videos DIR for real video")
     ap.add_argument("--clips-per-style", type=int, default=2)
     ap.add_argument("--teacher-steps", type=int, default=8)
     ap.add_argument("--long-frames", type=int, default=0, help="frames of the long clip for drift (2880 = 2 min at 24 fps)")
