@@ -21,8 +21,10 @@ def cmd_stylize(args) -> int:
 
     from tqdm import tqdm
 
-    from model.checkpoint import CheckpointError, load_model
-    from model.stylizer import StreamStylizer, StyleError
+    from model.build import StylizerRequest, build_stylizer
+    from model.checkpoint import CheckpointError
+    from model.speed import SpeedRequest
+    from model.stylizer import StyleError
     from model.text import TextEncoderError
 
     from .outputs.mp4 import VideoWriteError
@@ -38,17 +40,14 @@ def cmd_stylize(args) -> int:
         VideoFileReader(args.input).close()  # fail fast on a bad input before loading the model
         if Path(args.output).suffix.lower() != ".mp4":
             return _fail(f"the output must be an .mp4 file, got {args.output}")
-        model = load_model(args.model, args.device)
+        speed = SpeedRequest(args.speed or "quality", steps=args.steps, adacache=args.adacache)
+        stylizer = build_stylizer(StylizerRequest(
+            folder=args.model, device=args.device, speed=speed, strength=args.strength, seed=args.seed,
+            anchor_reference=not args.no_anchor, match_prompts=not args.exact_prompt)).stylizer
+        model = stylizer.model
         if not model.trained:
             print(f"note: model '{model.name}' has untrained (random) weights; the output is not a style",
                   file=sys.stderr)
-        stylizer = StreamStylizer(model, device=args.device, seed=args.seed, strength=args.strength,
-                                  anchor_reference=not args.no_anchor, match_prompts=not args.exact_prompt,
-                                  speed=args.speed)
-        if args.steps:  # explicit settings refine a speed preset
-            stylizer.set_steps(args.steps)
-        if args.adacache:
-            stylizer.set_adacache(args.adacache)
         if stylizer.match_prompts and model.vocabulary is not None:
             prompts = [sp.prompt for sp in [spec] + [sw.style for sw in switches] if sp.reference is None]
             for prompt in dict.fromkeys(p for p in prompts if p and p.strip()):

@@ -175,15 +175,15 @@ def run_headless(model_dir: Path, text: dict, ref_path: Path | None, frames: int
         if threads:
             torch.set_num_threads(threads)
 
-        from model.checkpoint import load_model
-        from model.stylizer import StreamStylizer
+        from model.build import StylizerRequest, build_stylizer
 
         from .render import render_file
         from .sources.video_file import VideoFileReader
         from .styles import ScheduledStyle, StyleSpec
 
         stage = "model"
-        model = load_model(model_dir, device)
+        stylizer = build_stylizer(StylizerRequest(folder=model_dir, device=device)).stylizer
+        model = stylizer.model
         load_s = time.perf_counter() - t0
         _log(f"model '{model.name}' ({model.config.name}) loaded from {model_dir} in {load_s:.1f} s")
         stage = "stylize"
@@ -191,7 +191,6 @@ def run_headless(model_dir: Path, text: dict, ref_path: Path | None, frames: int
         available, fps = reader.frame_count, float(reader.fps)
         reader.close()
         n = min(frames, available) if available else frames
-        stylizer = StreamStylizer(model, device=device, seed=0)
         switches = [ScheduledStyle(n // 2, None, StyleSpec(reference=ref_path))] if ref_path else []
         out = workdir / "selftest.mp4"
         t1 = time.perf_counter()

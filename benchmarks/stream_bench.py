@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from model.build import DTYPES
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-_DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-           "float16": torch.float16, "fp16": torch.float16}
 
 
 class BenchError(Exception):
@@ -119,40 +119,33 @@ def _codec_params(codec) -> int:
 
 
 def run(args) -> dict:
-    from model.checkpoint import LoadedModel, load_model
+    from model.build import StylizerRequest, build_stylizer, resolve_dtype
     from model.config import ModelConfig
-    from model.stylizer import StreamStylizer
+    from model.speed import SpeedRequest
 
     device = torch.device(args.device)
     load_avg = list(os.getloadavg()) if hasattr(os, "getloadavg") else None  # other work on a shared machine
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError("--device cuda was requested but CUDA is not available")
-    dtype = _DTYPES[args.dtype] if args.dtype else (torch.bfloat16 if device.type == "cuda" else torch.float32)
+    dtype = resolve_dtype(device, args.dtype)
     text_ms = None
+    request = StylizerRequest(
+        folder=args.model, device=str(device), dtype=args.dtype,
+        resolution=parse_resolution(args.resolution) if args.resolution else None,
+        speed=SpeedRequest(args.speed or "quality", steps=args.steps, adacache=args.adacache),
+        strength=args.strength, seed=args.seed, profile=not args.no_stage_sync)
     if args.model:
         if args.layers:
             raise BenchError("--layers only applies to random weights (no --model)")
-        model = load_model(args.model, device, dtype)
-        cfg = model.config
         weights = str(args.model)
+        stylizer = build_stylizer(request).stylizer
     else:
         cfg = ModelConfig.named(args.config)
         if args.layers:
             cfg = cfg.replace(num_layers=args.layers)
         weights = "random"
-    if args.resolution:
-        cfg = cfg.replace(resolution=parse_resolution(args.resolution))  # validated by ModelConfig
-    if not args.model:
-        model = random_model(cfg, device, dtype, args.seed)
-    else:
-        model = LoadedModel(model.folder, cfg, model.dit, model.codec, model.text_encoder, model.card)
-
-    stylizer = StreamStylizer(model, device=str(device), dtype=dtype, seed=args.seed, strength=args.strength,
-                              profile=not args.no_stage_sync, speed=args.speed)
-    if args.steps:  # explicit settings refine a speed preset
-        stylizer.set_steps(args.steps)
-    if args.adacache:
-        stylizer.set_adacache(args.adacache)
+        stylizer = build_stylizer(request, model=random_model(cfg, device, dtype, args.seed)).stylizer
+    model, cfg = stylizer.model, stylizer.model.config
     t0 = time.perf_counter()
     stylizer.set_text(args.prompt)
     if args.model:
@@ -260,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", help="HxW of the frames fed to the VAE (default: the config's)")
     p.add_argument("--steps", type=int, help="denoising steps (default: the config's list)")
     p.add_argument("--frames", type=int, help="input frames to stream (default: the first chunk + 7 chunks)")
-    p.add_argument("--dtype", choices=sorted(_DTYPES), help="default bfloat16 on cuda, float32 on cpu")
+    p.add_argument("--dtype", choices=sorted(DTYPES), help="default bfloat16 on cuda, float32 on cpu")
     p.add_argument("--layers", type=int, help="override the DiT depth (random weights only; for CPU tests)")
     p.add_argument("--strength", type=float, default=1.0, help="SDEdit strength in (0, 1] (default 1: all steps)")
     p.add_argument("--warmup", type=int, default=1, help="warm-up chunks before measuring (default 1)")

@@ -38,6 +38,7 @@ class RollingKVCache:
         self.ref_k_raw = torch.zeros(ref_shape, device=device, dtype=dtype)
         self.cross_k = torch.zeros((num_layers, batch, text_len, num_heads, head_dim), device=device, dtype=dtype)
         self.cross_v = torch.zeros_like(self.cross_k)
+        self.condition_version = 0  # counts completed set_condition calls (a cheap "did the text change")
         self.reset()
 
     # ------------------------------------------------------------------ state
@@ -68,9 +69,23 @@ class RollingKVCache:
         return sorted(f for f in self.slot_frame if f >= 0)
 
     # ---------------------------------------------------------- conditioning
+    @property
+    def text_len(self) -> int:
+        """Text tokens the cross-attention cache holds per block."""
+        return self.cross_k.shape[2]
+
     def set_cross(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         self.cross_k[layer].copy_(k)
         self.cross_v[layer].copy_(v)
+
+    def commit_cross(self) -> None:
+        """Every block got its text keys: cross-attention is ready, and a new condition is counted."""
+        self.cross_ready = True
+        self.condition_version += 1
+
+    def cross(self, layer: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys/values of one block."""
+        return self.cross_k[layer], self.cross_v[layer]
 
     def invalidate_cross(self) -> None:
         self.cross_ready = False
@@ -140,6 +155,13 @@ class RollingKVCache:
             raw = self.ref_k_raw.reshape(nl * b, self.ref_capacity, self.num_heads, self.head_dim)
             self.k[:, :, :base].copy_(apply_rope(raw, cos, sin).reshape_as(self.ref_k_raw))
         return positions
+
+    @property
+    def chunk_positions(self) -> torch.Tensor:
+        """Absolute frame positions of the chunk in progress (between begin_chunk and end_chunk)."""
+        if self._chunk is None:
+            raise RuntimeError("no chunk in progress: call begin_chunk first")
+        return self._chunk[2]
 
     def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
         start = self._chunk[0]

@@ -279,12 +279,12 @@ class CausalDiT(nn.Module):
     @torch.no_grad()
     def set_condition(self, cache: RollingKVCache, context, ref_latent=None) -> None:
         """Fill the cross-attention cache for a text context and, if given, anchor a reference image."""
-        if context.shape[1] != cache.cross_k.shape[2]:
-            raise ValueError(f"text context has {context.shape[1]} tokens, the model expects {cache.cross_k.shape[2]}")
+        if context.shape[1] != cache.text_len:
+            raise ValueError(f"text context has {context.shape[1]} tokens, the model expects {cache.text_len}")
         cross = self.text_kv(context)
         for i, (k, v) in enumerate(cross):
             cache.set_cross(i, k, v)
-        cache.cross_ready = True
+        cache.commit_cross()
         if ref_latent is None:
             cache.clear_reference()
             return
@@ -321,7 +321,7 @@ class CausalDiT(nn.Module):
         if t.dim() == 1:
             t = t[:, None].expand(b, c)
         e, e0 = self.time_modulation(t)
-        positions = cache._chunk[2]
+        positions = cache.chunk_positions
         cos, sin = self._rope(positions, grid)
         layer = 0
 
@@ -332,9 +332,9 @@ class CausalDiT(nn.Module):
             return attend(apply_rope(q, cos, sin), kk, vv)
 
         for layer, blk in enumerate(self.blocks):
+            kv = cache.cross(layer)
             if adacache is None:
-                x = blk(x, e0, c, self_attention, (cache.cross_k[layer], cache.cross_v[layer]))
+                x = blk(x, e0, c, self_attention, kv)
             else:
-                kv = (cache.cross_k[layer], cache.cross_v[layer])
                 x = adacache.block(layer, x, lambda h, res, blk=blk, kv=kv: blk(h, e0, c, self_attention, kv, res))
         return self.unpatchify(self.head(x, e, c), c, grid)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .adacache import AdaCache
+from .build import default_dtype
 from .checkpoint import LoadedModel, load_model
 from .schedule import FlowSchedule
 from .speed import SpeedSettings, speed_settings
@@ -83,7 +84,7 @@ class StreamStylizer:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
-        dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        dtype = dtype or default_dtype(self.device)
         self.model = model if isinstance(model, LoadedModel) else load_model(model, self.device, dtype)
         self.cfg = self.model.config
         self.dtype = dtype
