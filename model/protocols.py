@@ -65,7 +65,7 @@ class CacheView(Protocol):
     """What a style switch report reads of the rolling KV cache."""
 
     cross_ready: bool
-    cross_k: torch.Tensor | None
+    condition_version: int  # counts completed conditionings (a cheap "did the style change")
     ref_len: int  # anchored reference tokens
 
     def frames_in_window(self) -> list[int]: ...
@@ -99,6 +99,9 @@ class Stylizer(StyleTarget, Protocol):
 
     @property
     def chunk_size(self) -> int: ...
+
+    @property
+    def window_frames(self) -> int: ...
 
     def push(self, frames) -> list[np.ndarray]: ...
 

@@ -1,16 +1,56 @@
-"""Shared fixtures: small real model folders and clips, built once per session."""
+"""Shared fixtures: small real model folders and clips, built once per session; torch's thread count
+restored after every test (a model load sets it), so results never depend on the order tests run in.
+Helpers (footage, the fake stylizer, window drivers) live in tests/helpers.py."""
 from __future__ import annotations
 
 import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.helpers import moving_frames, synthetic_photo  # noqa: E402  (re-exported for older imports)
+
+__all__ = ["moving_frames", "synthetic_photo"]
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Whatever a test (or a model load in it) does to torch's thread count is undone after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread (figures and timings that must not depend on the core count)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def qasync_loop(qapp):
+    """asyncio on the Qt event loop (what the window's controllers await on), one per test module."""
+    import asyncio
+
+    from app.gui import ensure_qasync_loop
+
+    loop = ensure_qasync_loop(qapp)
+    yield loop
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture(scope="session")
@@ -42,18 +82,6 @@ def random_model(random_model_dir, text_encoder):
     return load_model(random_model_dir, text_encoder=text_encoder)
 
 
-def synthetic_photo(seed: int, h: int = 150, w: int = 220) -> np.ndarray:
-    """A smooth random image with a few discs: a stand-in photograph for the training-data builder."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    img = cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (w, h), interpolation=cv2.INTER_CUBIC)
-    for _ in range(4):
-        c = tuple(int(v) for v in rng.integers(0, 256, 3))
-        cv2.circle(img, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(8, 40)), c, -1)
-    return img
-
-
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory):
     """Synthetic photos in a temporary folder, so data and training tests never depend on which
@@ -73,13 +101,6 @@ def photo_dir(tmp_path_factory):
     return d
 
 
-def moving_frames(n: int, height: int = 72, width: int = 128, seed: int = 0) -> list[np.ndarray]:
-    """A textured image panning right: deterministic test footage."""
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (height, width * 2, 3), dtype=np.uint8)
-    return [np.ascontiguousarray(base[:, i * 2: i * 2 + width]) for i in range(n)]
-
-
 @pytest.fixture
 def sample_video(tmp_path):
     from app.outputs.mp4 import Mp4Writer
@@ -89,3 +110,61 @@ def sample_video(tmp_path):
         for f in moving_frames(20):
             w.write(f)
     return path
+
+
+@pytest.fixture
+def gallery_dir(tmp_path):
+    """A small style gallery: two text presets (one with a thumbnail and a strength) and a reference."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(folder / "ink.jpg"), rng.integers(0, 255, (60, 96, 3), dtype=np.uint8))
+    cv2.imwrite(str(folder / "ref_wc.jpg"), rng.integers(0, 255, (80, 120, 3), dtype=np.uint8))
+    (folder / "presets.json").write_text(json.dumps([
+        {"name": "Ink wash", "style": "ink_wash", "prompt": "ink wash painting", "thumbnail": "ink.jpg",
+         "strength": 1.0},
+        {"name": "Pencil sketch", "style": "pencil_sketch", "prompt": "pencil sketch", "strength": 0.8},
+        {"name": "Watercolor ref", "reference": "ref_wc.jpg", "thumbnail": "ref_wc.jpg"},
+    ]))
+    return folder
+
+
+@pytest.fixture
+def make_window(qtbot, qasync_loop, tmp_path, gallery_dir, random_model_dir, sample_video, monkeypatch):
+    """``make(...)`` opens the real main window on a small real model (or, with ``fake=True``, on
+    tests.helpers.FakeStylizer: the window's own behaviour, fast); every window is closed at the end
+    and must leave no thread or timer running."""
+    from app.ui.main_window import MainWindow
+    from app.ui.settings import AppSettings
+    from tests.helpers import use_fake_stylizer
+
+    windows = []
+
+    def make(model_dir=random_model_dir, source=sample_video, settings_name="settings.ini", start=True,
+             fake=False):
+        if fake:
+            make.fakes = use_fake_stylizer(monkeypatch)
+        settings = AppSettings(path=tmp_path / settings_name)
+        settings.set("output/folder", str(tmp_path / "out"))
+        w = MainWindow(settings=settings, model_dir=model_dir, source=str(source) if source else None,
+                       device="cpu", gallery_dir=gallery_dir, data_dir=tmp_path / "data")
+        qtbot.addWidget(w)
+        if settings.get_bytes("window/geometry") is None:
+            w.resize(1200, 760)
+        w.show()
+        if start:
+            w.start()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+        assert w.threads_alive == []
+        assert not w.display.status_timer.isActive() and not w.sources.transport_timer.isActive()
+        assert not w.display.timer.isActive()

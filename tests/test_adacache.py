@@ -12,7 +12,7 @@ from model.adacache import AdaCache, AdaCacheConfig, Codebook, resolve, with_opt
 from model.stylizer import StreamStylizer
 from tests.conftest import moving_frames
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one thread, set per test (not at import)
 
 
 def original_block_forward(self, x, e, groups: int, self_attention, cross_kv):

@@ -7,101 +7,22 @@ with recovery; clean shutdown (threads joined, timers stopped).
 """
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 
 import cv2
 import numpy as np
 import pytest
-from PySide6.QtCore import QElapsedTimer, QMimeData, QPointF, Qt, QTimer, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QElapsedTimer, Qt, QTimer
 from PySide6.QtWidgets import QApplication, QPushButton
 
-from app.gui import build_parser, ensure_qasync_loop
+from app.gui import build_parser
 from app.sources.video_file import VideoFileReader
 from app.ui.gallery import load_presets
-from app.ui.main_window import MainWindow
-from app.ui.settings import AppSettings
 from model.speed import SpeedRequest
 from model.style import StyleSpec
+from tests.helpers import WAIT, applied, drop_files, wait_frames
 
-WAIT = 30000  # ms; generous for a loaded CI machine, the waits end as soon as the condition holds
-
-
-@pytest.fixture(scope="module")
-def qasync_loop(qapp):
-    loop = ensure_qasync_loop(qapp)
-    yield loop
-    asyncio.events._set_running_loop(None)
-    asyncio.set_event_loop(None)
-
-
-@pytest.fixture
-def gallery_dir(tmp_path):
-    folder = tmp_path / "gallery"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    cv2.imwrite(str(folder / "ink.jpg"), rng.integers(0, 255, (60, 96, 3), dtype=np.uint8))
-    cv2.imwrite(str(folder / "ref_wc.jpg"), rng.integers(0, 255, (80, 120, 3), dtype=np.uint8))
-    (folder / "presets.json").write_text(json.dumps([
-        {"name": "Ink wash", "style": "ink_wash", "prompt": "ink wash painting", "thumbnail": "ink.jpg",
-         "strength": 1.0},
-        {"name": "Pencil sketch", "style": "pencil_sketch", "prompt": "pencil sketch", "strength": 0.8},
-        {"name": "Watercolor ref", "reference": "ref_wc.jpg", "thumbnail": "ref_wc.jpg"},
-    ]))
-    return folder
-
-
-@pytest.fixture
-def make_window(qtbot, qasync_loop, tmp_path, gallery_dir, random_model_dir, sample_video):
-    windows = []
-
-    def make(model_dir=random_model_dir, source=sample_video, settings_name="settings.ini", start=True):
-        settings = AppSettings(path=tmp_path / settings_name)
-        settings.set("output/folder", str(tmp_path / "out"))
-        w = MainWindow(settings=settings, model_dir=model_dir, source=str(source) if source else None,
-                       device="cpu", gallery_dir=gallery_dir, data_dir=tmp_path / "data")
-        qtbot.addWidget(w)
-        if settings.get_bytes("window/geometry") is None:
-            w.resize(1200, 760)
-        w.show()
-        if start:
-            w.start()
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        w.close()
-        assert w.threads_alive == []
-        assert not w.display.status_timer.isActive() and not w.sources.transport_timer.isActive()
-        assert not w.display.timer.isActive()
-
-
-def wait_frames(qtbot, w, more=1):
-    start = w.stylized_view.frames_shown
-    qtbot.waitUntil(lambda: w.stylized_view.frames_shown >= start + more, timeout=WAIT)
-
-
-def drop_files(w, *paths):
-    """A real drag: enter (the window must accept it), then drop."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    pos = QPointF(w.width() / 2, w.height() / 2)
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(w, enter)
-    assert enter.isAccepted()
-    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(w, drop)
-    assert drop.isAccepted()
-
-
-def applied(qtbot, w, action):
-    with qtbot.waitSignal(w.worker.styleApplied, timeout=WAIT) as sig:
-        action()
-    return sig.args[0]
+pytestmark = pytest.mark.slow  # real model, real threads: a few seconds each
 
 
 def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
@@ -124,7 +45,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     # gallery click (real mouse click on the second thumbnail)
     lst = w.gallery.list
     rect = lst.visualItemRect(lst.item(1))
-    change = applied(qtbot, w, lambda: qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton,
+    change = applied(qtbot, w.worker, lambda: qtbot.mouseClick(lst.viewport(), Qt.MouseButton.LeftButton,
                                                         pos=rect.center()))
     assert change.label == "Pencil sketch" and change.kind == "text"
     assert change.cross_changed and change.ref_len == 0
@@ -138,7 +59,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     w.prompt.edit.setFocus()
     w.prompt.edit.clear()
     qtbot.keyClicks(w.prompt.edit, "neon city at night")
-    change = applied(qtbot, w, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
+    change = applied(qtbot, w.worker, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
     assert change.spec.prompt == "neon city at night" and change.kind == "text"
     assert st.style == StyleSpec(prompt="neon city at night") and st.cache.ref_len == 0 and st.cache.cross_ready
     assert lst.currentItem() is None  # a typed prompt is not a preset
@@ -146,7 +67,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     # an image dropped onto the window becomes a reference style and a saved user preset
     img = tmp_path / "my style.png"
     cv2.imwrite(str(img), np.random.default_rng(5).integers(0, 255, (90, 140, 3), dtype=np.uint8))
-    change = applied(qtbot, w, lambda: drop_files(w, img))
+    change = applied(qtbot, w.worker, lambda: drop_files(w, img))
     assert change.kind == "reference" and change.ref_len > 0 and change.cross_changed
     assert change.window_after == [max(change.window_before)]
     assert st.cache.ref_len > 0 and st.style.kind == "reference"
@@ -160,7 +81,7 @@ def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     # Ctrl+1 selects the first preset (the window's shortcut, pressed on the focused prompt box)
     w.activateWindow()
     qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=WAIT)
-    change = applied(qtbot, w, lambda: qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_1,
+    change = applied(qtbot, w.worker, lambda: qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_1,
                                                       Qt.KeyboardModifier.ControlModifier))
     assert change.label == "Ink wash"
 
@@ -184,7 +105,7 @@ def test_settings_toggle_persist_and_reset(qtbot, make_window):
     c.set_speed_request(SpeedRequest("quality"))  # back to the preset's (the model's) schedule
     qtbot.waitUntil(lambda: st.schedule.steps == list(st.cfg.denoising_steps), timeout=WAIT)
     c.set_crossfade(0)
-    qtbot.waitUntil(lambda: w.worker._crossfade_s == 0, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.worker.crossfade_s == 0, timeout=WAIT)
     c.set_speed_request(SpeedRequest("fast"))  # what `stylize --speed fast` does
     qtbot.waitUntil(lambda: st.speed == "fast" and st.adacache.mode == "fast", timeout=WAIT)
     c.set_speed_request(SpeedRequest("fast", adacache="off"))  # what `--speed fast --adacache off` does
@@ -425,11 +346,12 @@ def test_typed_prompt_shows_the_trained_style_it_was_matched_to(qtbot, make_wind
     w.prompt.edit.setFocus()
     w.prompt.edit.clear()
     qtbot.keyClicks(w.prompt.edit, "show me what a heat camera sees")
-    change = applied(qtbot, w, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
+    change = applied(qtbot, w.worker, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
     assert change.matched.startswith("Thermal camera (closest trained prompt 'thermal camera view'")
     assert w.prompt.current.text() == "Now: \u201cshow me what a heat camera sees\u201d  \u2192 Thermal camera"
     assert "rendered as Thermal camera" in w.statusBar().currentMessage()
-    change = applied(qtbot, w, lambda: (w.prompt.edit.setText("pixel art"), qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return)))
+    w.prompt.edit.setText("pixel art")
+    change = applied(qtbot, w.worker, lambda: qtbot.keyClick(w.prompt.edit, Qt.Key.Key_Return))
     assert change.matched is None and w.prompt.current.text() == "Now: \u201cpixel art\u201d"
 
 

@@ -6,14 +6,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from model.config import ModelConfig
 from model.speed import SPEED_PRESETS, speed_settings
 from model.stylizer import StreamStylizer
 from tests.conftest import moving_frames
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one thread, set per test (not at import)
 
 
 def test_presets_resolve_against_the_model_config():
