@@ -40,7 +40,8 @@ def read_header(path: Path) -> dict[str, tuple[tuple[int, ...], str]]:
     with open(path, "rb") as fh:
         n = int.from_bytes(fh.read(8), "little")
         if n <= 0 or 8 + n > size:
-            raise CheckpointError(f"{path} is truncated or not a safetensors file (header says {n} bytes, file has {size})")
+            raise CheckpointError(f"{path} is truncated or not a safetensors file "
+                                  f"(header says {n} bytes, file has {size})")
         try:
             header = json.loads(fh.read(n))
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -93,8 +94,18 @@ def load_weights(module: nn.Module, path: Path, optional: tuple[str, ...] = ()) 
                 state[name] = f.get_tensor(name)
     except Exception as e:  # corrupt payload
         raise CheckpointError(f"{path} could not be read: {e}") from None
+    check_finite(state, path.name)
     module.load_state_dict(state, strict=False)
     return [n for n in expected if n not in found]
+
+
+def check_finite(state: dict[str, torch.Tensor], what: str) -> None:
+    """Refuse NaN or infinite weights: they load without complaint and render a black video."""
+    bad = [name for name, t in state.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        names = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise CheckpointError(f"{what}: {len(bad)} tensor{'s hold' if len(bad) > 1 else ' holds'} values that "
+                              f"are not finite (NaN or infinite): {names}")
 
 
 def save_weights(module: nn.Module, path: Path, metadata: dict | None = None) -> None:
@@ -153,6 +164,8 @@ def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float
             load_weights(module, folder / fname)
         except CheckpointError as e:
             problems.append(str(e))
+    if len(problems) == 1 and "\n" not in problems[0]:
+        raise CheckpointError(f"invalid model folder {folder}: {problems[0]}")
     if problems:
         raise CheckpointError(f"invalid model folder {folder}:\n" + "\n".join(problems))
     card_path = folder / "model_card.json"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,9 @@ class ModelConfig:
     reference_prompt: str = "Transfer the video style to match the reference image style"
 
     def __post_init__(self) -> None:
+        problems = _field_problems(self)  # types and ranges first: the checks below do arithmetic on them
+        if problems:
+            raise ConfigError("; ".join(problems))
         self.patch_size = tuple(self.patch_size)
         self.resolution = tuple(self.resolution)
         self.vae_stride = tuple(self.vae_stride)
@@ -61,7 +65,9 @@ class ModelConfig:
         return (lh // self.patch_size[1]) * (lw // self.patch_size[2])
 
     def validate(self) -> None:
-        problems = []
+        problems = _field_problems(self)
+        if problems:
+            raise ConfigError("; ".join(problems))
         if self.dim % self.num_heads:
             problems.append(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
         elif self.head_dim % 2 or self.head_dim < 6:
@@ -128,3 +134,70 @@ class ModelConfig:
 
     def replace(self, **changes) -> "ModelConfig":
         return dataclasses.replace(self, **changes)
+
+
+# Allowed types and ranges of every field. The bounds are wide (a 14B-parameter Wan config fits) but
+# stop a typo from asking for an absurd allocation (a resolution of 192000 pixels, a 10^9-frame window).
+_INTS = {"dim": (1, 16384), "num_layers": (1, 256), "num_heads": (1, 256), "ffn_dim": (1, 131072),
+         "freq_dim": (2, 4096), "latent_channels": (1, 256), "text_dim": (1, 16384), "text_len": (1, 4096),
+         "chunk_frames": (1, 64), "window_frames": (1, 1024)}
+_FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
+_BOOLS = ("source_conditioning", "reference_adapter")
+_STRINGS = ("name", "vae", "text_encoder", "reference_prompt")
+# name: (length, lowest, highest, how the range is said)
+_INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None),
+              "resolution": (2, 16, 4096, "pixels a side")}
+
+
+def _show(value) -> str:
+    """A value as the person wrote it in config.json, cut short."""
+    if isinstance(value, bool) or value is None:
+        text = json.dumps(value)
+    elif isinstance(value, str):
+        text = repr(value)
+    else:
+        try:
+            text = json.dumps(list(value) if isinstance(value, tuple) else value)
+        except (TypeError, ValueError):
+            text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _field_problems(cfg: "ModelConfig") -> list[str]:
+    """Every field of the wrong type or out of its range, named with its value and what is allowed."""
+    problems = []
+    for name, (lo, hi) in _INTS.items():
+        v = getattr(cfg, name)
+        if not _is_int(v):
+            problems.append(f"{name} must be an integer, got {_show(v)}")
+        elif not lo <= v <= hi:
+            problems.append(f"{name} must be between {lo} and {hi}, got {v}")
+    for name, (lo, hi) in _FLOATS.items():
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            problems.append(f"{name} must be a number, got {_show(v)}")
+        elif not (math.isfinite(v) and lo < v <= hi):
+            problems.append(f"{name} must be between {lo:g} (excluded) and {hi:g}, got {_show(v)}")
+    for name in _BOOLS:
+        if not isinstance(getattr(cfg, name), bool):
+            problems.append(f"{name} must be true or false, got {_show(getattr(cfg, name))}")
+    for name in _STRINGS:
+        if not isinstance(getattr(cfg, name), str):
+            problems.append(f"{name} must be a string, got {_show(getattr(cfg, name))}")
+    for name, (n, lo, hi, unit) in _INT_LISTS.items():
+        v = getattr(cfg, name)
+        if not isinstance(v, (list, tuple)) or len(v) != n or not all(_is_int(x) for x in v):
+            problems.append(f"{name} must be a list of {n} integers, got {_show(v)}")
+        elif not all(lo <= x <= hi for x in v):
+            allowed = f"be between {lo} and {hi} {unit}" if unit else f"hold integers between {lo} and {hi}"
+            problems.append(f"{name} must {allowed}, got {_show(v)}")
+    steps = cfg.denoising_steps
+    if not isinstance(steps, (list, tuple)) or not all(_is_int(t) for t in steps):
+        problems.append(f"denoising_steps must be a list of integer timesteps, got {_show(steps)}")
+    elif not 1 <= len(steps) <= 1000:
+        problems.append(f"denoising_steps must hold between 1 and 1000 timesteps, got {len(steps)}")
+    return problems
