@@ -40,6 +40,12 @@ def run_gui(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args, qt_args = build_parser().parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .qt_platform import startup_problem
+
+    problem = startup_problem()  # Qt would abort the process with a core dump instead
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
     import qasync
     from PySide6.QtCore import QCoreApplication, QTimer
