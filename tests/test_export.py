@@ -144,12 +144,57 @@ def test_writer_keeps_fragments_on_disk_while_writing(tmp_path):
     w = Mp4Writer(path, 30, live=True)
     for i, f in enumerate(moving_frames(106)):  # 3.5 s of video
         w.write(f, timestamp=10.0 + i / 30)
-    saved = probe_saved(path)
+    partial = w.partial_path  # written beside the target, which appears when the file is closed
+    assert partial.parent == tmp_path and partial.name.startswith("open.") and not path.exists()
+    saved = probe_saved(partial)
     assert saved.playable
     assert saved.frames >= 90 and saved.duration >= 3.0 - 1e-6  # fragments at 1 s, 2 s, 3 s are out
-    assert w.bytes_on_disk == path.stat().st_size
+    assert w.bytes_on_disk == partial.stat().st_size
     w.close()
-    assert probe_saved(path).frames == 106
+    assert probe_saved(path).frames == 106 and not partial.exists()
+
+
+def test_writer_replaces_an_existing_file_only_when_finished(tmp_path):
+    """An existing file is never half-overwritten: it stays whole while the new one is written and
+    is replaced in one step at the end, keeping its permissions."""
+    path = tmp_path / "take.mp4"
+    path.write_bytes(b"yesterday's render")
+    path.chmod(0o640)
+    w = Mp4Writer(path, 30)
+    for f in moving_frames(40):
+        w.write(f)
+    assert path.read_bytes() == b"yesterday's render"
+    assert w.partial_path.exists() and w.partial_path.parent == tmp_path
+    w.close()
+    assert len(read_video(path)[0]) == 40 and (path.stat().st_mode & 0o777) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.mp4"]
+
+
+def test_writer_failure_keeps_an_existing_file_and_names_the_partial(tmp_path):
+    path = tmp_path / "keep.mp4"
+    path.write_bytes(b"the only copy")
+    w = Mp4Writer(path, 30, opener=lambda p: QuotaFile(p, 150_000))
+    base = np.random.default_rng(2).integers(0, 256, (90, 160, 3), np.uint8)
+    with pytest.raises(VideoWriteError) as info:
+        for i in range(600):
+            w.write(np.roll(base, 3 * i, axis=1), timestamp=i / 30)
+    saved = info.value.saved
+    assert path.read_bytes() == b"the only copy"
+    assert saved.frames > 0 and saved.path != path and saved.path.parent == tmp_path
+    assert str(saved.path) in str(info.value) and "keep.mp4 was left as it was" in str(info.value)
+    assert len(read_video(saved.path)[0]) == saved.frames
+
+
+def test_writer_refuses_an_input_as_its_output(tmp_path, sample_video):
+    before = sample_video.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(sample_video)
+    for spelling in (sample_video, link, tmp_path / "." / ".." / tmp_path.name / sample_video.name):
+        with pytest.raises(VideoWriteError, match="is the input video"):
+            Mp4Writer(spelling, 24, inputs=[("the input video", sample_video)])
+    with pytest.raises(VideoWriteError, match="is the audio source"):
+        Mp4Writer(sample_video, 24, audio_from=sample_video)
+    assert sample_video.read_bytes() == before
 
 
 def test_writer_disk_full_is_finalised_at_last_fragment(tmp_path):

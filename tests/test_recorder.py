@@ -93,9 +93,29 @@ def test_fragments_reach_the_disk_during_recording(tmp_path):
     deadline = time.monotonic() + 20
     while rec.frames_written < 100 and time.monotonic() < deadline:
         time.sleep(0.02)
-    saved = probe_saved(path)  # read while the recorder still holds the file open
+    saved = probe_saved(rec.partial_path)  # read while the recorder still holds the file open
     assert saved.playable and saved.frames >= 90 and saved.duration >= 3.0 - 1e-6
-    assert rec.stop().frames == 100
+    summary = rec.stop()
+    assert summary.frames == 100 and summary.path == path and probe_saved(path).frames == 100
+
+
+def test_a_recording_never_overwrites_its_source_or_half_overwrites_a_file(tmp_path, sample_video):
+    source = sample_video.read_bytes()
+    for inputs, audio in (([("the source video", sample_video)], None), ((), sample_video)):
+        rec = Recorder(sample_video, audio_source=audio, inputs=inputs)
+        with pytest.raises(VideoWriteError, match="is the (source video|audio source)"):
+            rec.start()
+    assert sample_video.read_bytes() == source
+    old = tmp_path / "take.mp4"
+    old.write_bytes(b"an earlier take")
+    rec = Recorder(old, fps_hint=30, queue_seconds=10)
+    record(rec, [(f, None, i / 30) for i, f in enumerate(moving_frames(40))])
+    deadline = time.monotonic() + 20
+    while rec.frames_written < 40 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert old.read_bytes() == b"an earlier take"  # whole until the recording is finished
+    assert rec.stop().frames == 40 and len(read_video(old)[0]) == 40
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
 KILL_SCRIPT = r"""
@@ -135,8 +155,10 @@ def test_recording_killed_with_sigkill_still_plays(tmp_path):
         proc.wait(10)
     assert proc.returncode == -signal.SIGKILL
     assert submitted >= 75, proc.stderr.read()
+    assert not path.exists()  # the target appears only when a recording is finished...
+    partial, = tmp_path.glob("killed.*.partial.mp4")  # ...what a killed one wrote is beside it
     decoded = []
-    with av.open(str(path)) as c:
+    with av.open(str(partial)) as c:
         try:
             for f in c.decode(video=0):
                 decoded.append(f)

@@ -7,7 +7,11 @@
   disk always ends at a whole fragment, so a writer that is killed leaves a file that plays up to
   its last fragment.
 - Write errors (disk full, removed drive) finalise the file rather than corrupt it: it is cut back
-  to the last whole fragment and the error says how much was saved (``VideoWriteError.saved``).
+  to the last whole fragment and the error says how much was saved and where (``VideoWriteError.saved``).
+- An existing file is never half-overwritten (``output_path``): the output is checked against the
+  inputs before anything is opened, frames go to a partial file beside it, and that file replaces the
+  target when it is closed or stopped. After a failure it replaces the target only if there was none;
+  otherwise it stays as ``NAME.xxxxxx.partial.mp4`` and the error names it.
 - Frames carry real timestamps (seconds, any origin) for variable live frame rates, or follow the
   nominal rate when no timestamp is given.
 - Optional audio passthrough: the audio of a source file, decoded and re-encoded as AAC, aligned to
@@ -15,6 +19,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ import av
 import numpy as np
 
 from .layout import check_frame, even, letterbox
+from .output_path import OutputPathError, PartialFile, check_output
 
 TIME_BASE = Fraction(1, 90000)
 AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
@@ -41,6 +47,7 @@ class SavedPart:
     duration: float
     bytes: int
     playable: bool
+    path: Path | None = None  # where the saved file is (None when nothing was kept)
 
     def describe(self) -> str:
         if not self.frames:
@@ -307,12 +314,17 @@ class Mp4Writer:
     def __init__(self, path: str | Path, fps: float | Fraction, size: tuple[int, int] | None = None,
                  crf: int = 20, preset: str = "veryfast", fragment_seconds: float = 1.0, *,
                  live: bool = False, audio_from: str | Path | AudioPassthrough | None = None,
-                 opener: Callable[[Path], BinaryIO] | None = None):
+                 opener: Callable[[Path], BinaryIO] | None = None, inputs=()):
+        """``inputs``: (what, path) pairs the output must not be, e.g. ("the input video", source)."""
         self.path = Path(path)
-        if not self.path.parent.exists():
-            raise VideoWriteError(f"output folder does not exist: {self.path.parent}")
-        if self.path.exists() and self.path.is_dir():
-            raise VideoWriteError(f"the output is a folder: {self.path}")
+        if isinstance(audio_from, (str, Path)):
+            inputs = [*inputs, ("the audio source", audio_from)]
+        elif isinstance(audio_from, AudioPassthrough):
+            inputs = [*inputs, ("the audio source", audio_from.path)]
+        try:
+            self.target = check_output(self.path, inputs)
+        except OutputPathError as e:
+            raise VideoWriteError(str(e)) from None
         if not fps or float(fps) <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
@@ -329,6 +341,7 @@ class Mp4Writer:
         self._audio: AudioPassthrough | None = None
         self._opener = opener or open_output_file
         self._file: _TrackedFile | None = None
+        self._partial: PartialFile | None = None
         self._container = None
         self._stream = None
         self._closed = False
@@ -353,6 +366,20 @@ class Mp4Writer:
     def bytes_on_disk(self) -> int:
         return self._committed
 
+    @property
+    def partial_path(self) -> Path | None:
+        """The file being written (it becomes ``path`` when closed); None before the first frame."""
+        return self._partial.path if self._partial is not None else None
+
+    @property
+    def final_path(self) -> Path | None:
+        """Where the finished (or saved partial) file is: the target, the kept partial file, or None."""
+        if self._partial is None:
+            return None
+        if self._partial.committed:
+            return self.path
+        return self._partial.path if self._partial.path.exists() else None
+
     # ----------------------------------------------------------------- open
     def _open(self, width: int, height: int) -> None:
         width, height = even(width), even(height)
@@ -364,7 +391,8 @@ class Mp4Writer:
             except AudioUnavailable as e:
                 self.audio_note = str(e)
         try:
-            self._file = _TrackedFile(self._opener(self.path))
+            self._partial = PartialFile(self.target)
+            self._file = _TrackedFile(self._opener(self._partial.path))
         except OSError as e:
             self._discard()
             raise VideoWriteError(f"cannot create {self.path}: {e.strerror or e}",
@@ -453,8 +481,10 @@ class Mp4Writer:
             self._fail(e)
 
     # ---------------------------------------------------------------- close
-    def close(self) -> None:
-        """Flush the encoders and finalise the file (safe to call twice, and after an error)."""
+    def close(self, keep_existing: bool = False) -> None:
+        """Flush the encoders, finalise the file and put it in place of the target (safe to call twice,
+        and after an error). ``keep_existing``: the caller failed, so an existing target is not replaced
+        (the finished partial file stays beside it, ``final_path``)."""
         if self._closed or self.error is not None:
             return
         self._closed = True
@@ -473,32 +503,45 @@ class Mp4Writer:
         except (av.error.FFmpegError, OSError) as e:
             self._fail(e, stage="finalising")
         self._release()
+        if keep_existing and self._partial.target_exists:
+            return
+        try:
+            self._partial.commit()
+        except OSError as e:
+            self.error = VideoWriteError(f"the video was written to {self._partial.path} but could not replace "
+                                         f"{self.path.name}: {_reason(e)}")
+            raise self.error from None
 
     def abort(self) -> SavedPart | None:
-        """Stop without flushing the encoder: keep what is on disk (whole fragments) and close."""
+        """Stop without flushing the encoder (after an unexpected error): keep what is on disk (whole
+        fragments), placed as after a failed write."""
         if self._closed or self.error is not None:
             return self.saved
         self._closed = True
         if self._container is not None:
-            self._salvage()
+            self._salvage(failed=True)
         elif isinstance(self._audio_from, AudioPassthrough):
             self._audio_from.close()
         return self.saved
 
     def _fail(self, exc: BaseException, stage: str = "writing") -> None:
         full = _is_disk_full(exc)
-        saved = self._salvage()
+        saved = self._salvage(failed=True)
         reason = "the disk is full" if full else f"{stage} failed ({_reason(exc)})"
-        if saved.frames:
+        if saved.frames and saved.path == self.target:
             msg = (f"{reason}: {self.path.name} was finalised and {saved.describe()}; "
                    f"the file plays up to that point")
+        elif saved.frames:
+            msg = (f"{reason}: {saved.describe()} in {saved.path} (it plays up to that point); "
+                   f"the existing {self.path.name} was left as it was")
         else:
             msg = f"{reason}: nothing of {self.path.name} could be saved"
         self.error = VideoWriteError(msg, disk_full=full, saved=saved)
         raise self.error from None
 
-    def _salvage(self) -> SavedPart:
-        """Close after a failure: cut the file back to its last whole fragment and measure it."""
+    def _salvage(self, failed: bool) -> SavedPart:
+        """Close after a failure or a stop: cut the file back to its last whole fragment, measure it
+        and put it in place (the target, unless a failure would replace an existing file)."""
         self._closed = True
         if self._container is not None:
             try:
@@ -513,9 +556,19 @@ class Mp4Writer:
             except OSError:
                 pass
             self._release()
-        saved = probe_saved(self.path) if size else SavedPart(0, 0.0, 0, False)
-        if not saved.frames:
-            self.path.unlink(missing_ok=True)
+        partial = self._partial
+        saved = probe_saved(partial.path) if size and partial is not None else SavedPart(0, 0.0, 0, False)
+        if partial is not None:
+            if not saved.frames:
+                partial.discard()
+            else:
+                where = partial.path
+                if not failed or not partial.target_exists:
+                    try:
+                        where = partial.commit()
+                    except OSError:
+                        pass  # it stays where it is, and says so
+                saved = dataclasses.replace(saved, path=where)
         self.saved = saved
         return saved
 
@@ -526,9 +579,9 @@ class Mp4Writer:
             except Exception:
                 pass
             self._container = None
-        if self._file is not None:
+        if self._partial is not None:
             self._release()
-            self.path.unlink(missing_ok=True)
+            self._partial.discard()
         elif self._audio is not None:
             self._audio.close()
         self._closed = True
@@ -549,9 +602,9 @@ class Mp4Writer:
     def __exit__(self, *exc):
         if exc[0] is None:
             self.close()
-        else:
+        else:  # Ctrl+C stops (what was done replaces the target); another error must not replace a file
             try:
-                self.close()
+                self.close(keep_existing=not issubclass(exc[0], KeyboardInterrupt))
             except VideoWriteError:
                 pass  # the original exception is the one to report
 

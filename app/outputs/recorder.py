@@ -7,7 +7,9 @@ frame rate plays back at the right speed. When the encoder cannot keep up the qu
 ``submit`` drops the frame and returns False (``dropped`` counts them, ``behind`` says so) rather
 than stalling capture. The MP4 is fragmented and a fragment is flushed at least every second of
 video, so a crash loses at most about a second; a disk-full error stops the recording, finalises
-the file at its last whole fragment and reports what was saved.
+the file at its last whole fragment and reports what was saved. The recording is written to a
+partial file beside the target (``NAME.xxxxxx.partial.mp4``) that becomes the target when the
+recording stops, so an existing file is never half-overwritten and a source file is never the output.
 
 Usage::
 
@@ -31,6 +33,7 @@ import numpy as np
 
 from .layout import Compositor, check_frame, normalize_layout
 from .mp4 import AudioPassthrough, AudioUnavailable, Mp4Writer, VideoWriteError
+from .output_path import OutputPathError, check_output
 
 
 @dataclass
@@ -51,13 +54,14 @@ class Recorder:
     ``audio_source``: a video/audio file whose audio is passed through (when the live source is a
     file), optionally as ``(path, start_seconds)``; pass each frame's position in that file as
     ``submit(..., media_time=...)`` to keep the audio aligned across seeks and loops.
+    ``inputs``: (what, path) pairs the recording must not overwrite, e.g. ("the source video", path).
     """
 
     def __init__(self, path: str | Path, layout: str = "stylized", fps_hint: float = 30.0,
                  audio_source: str | Path | tuple | None = None,
                  on_error: Callable[[str], None] | None = None, *, size: tuple[int, int] | None = None,
                  queue_seconds: float = 1.0, crf: int = 21, preset: str = "superfast",
-                 fragment_seconds: float = 1.0, opener=None):
+                 fragment_seconds: float = 1.0, opener=None, inputs=()):
         self.path = Path(path)
         self.layout = normalize_layout(layout)
         if not fps_hint or fps_hint <= 0:
@@ -66,7 +70,12 @@ class Recorder:
         self.audio_source = audio_source
         self.on_error = on_error
         self.size = size
-        self._writer_args = dict(crf=crf, preset=preset, fragment_seconds=fragment_seconds, opener=opener)
+        if audio_source is not None:
+            audio_path = audio_source[0] if isinstance(audio_source, tuple) else audio_source
+            inputs = [*inputs, ("the audio source", audio_path)]
+        self.inputs = list(inputs)
+        self._writer_args = dict(crf=crf, preset=preset, fragment_seconds=fragment_seconds, opener=opener,
+                                 inputs=self.inputs)
         self._queue: queue.Queue = queue.Queue(maxsize=max(4, round(self.fps_hint * queue_seconds)))
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -85,10 +94,10 @@ class Recorder:
         """Check the destination and start the writer thread (returns at once)."""
         if self._thread is not None:
             raise RuntimeError("this recorder was already started; make a new one per recording")
-        if not self.path.parent.exists():
-            raise VideoWriteError(f"output folder does not exist: {self.path.parent}")
-        if self.path.is_dir():
-            raise VideoWriteError(f"the output is a folder: {self.path}")
+        try:
+            check_output(self.path, self.inputs)
+        except OutputPathError as e:
+            raise VideoWriteError(str(e)) from None
         self._accepting = True
         self._thread = threading.Thread(target=self._run, name=f"Recorder({self.path.name})", daemon=True)
         self._thread.start()
@@ -145,6 +154,12 @@ class Recorder:
     def duration(self) -> float:
         w = self._writer
         return w.duration if w is not None else 0.0
+
+    @property
+    def partial_path(self) -> Path | None:
+        """The file being written now (it becomes ``path`` when the recording stops)."""
+        w = self._writer
+        return w.partial_path if w is not None else None
 
     # -------------------------------------------------------------- thread
     def _run(self) -> None:
@@ -210,11 +225,12 @@ class Recorder:
     def _summarise(self, writer: Mp4Writer | None) -> RecordingSummary:
         if writer is None:
             return RecordingSummary(self.path, 0, self.dropped, 0.0, self.error, audio_note=self.audio_note)
+        path = writer.final_path or self.path  # a failed recording may stay beside an existing file
         if writer.saved is not None:
             saved = writer.saved
             frames, duration, size = saved.frames, saved.duration, saved.bytes
         else:
             frames, duration = writer.frames_written, writer.duration
-            size = self.path.stat().st_size if self.path.exists() else 0
-        return RecordingSummary(self.path, frames, self.dropped, duration, self.error, writer.has_audio, size,
+            size = path.stat().st_size if path.exists() else 0
+        return RecordingSummary(path, frames, self.dropped, duration, self.error, writer.has_audio, size,
                                 self.audio_note or writer.audio_note)
