@@ -1,4 +1,5 @@
-"""RTR Studio entry point: the desktop app by default, headless subcommands otherwise."""
+"""RTR Studio entry point: the desktop app by default, headless subcommands otherwise (``serve`` hosts
+the engine for the app on another machine: ``main.py serve --help``)."""
 from __future__ import annotations
 
 import sys
@@ -10,6 +11,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.selftest import main as selftest_main
 
         return selftest_main(argv)
+    if argv and argv[0] == "serve":  # host the engine for the app on another machine
+        from app.remote.server import main as serve_main
+
+        return serve_main(argv[1:])
     from app.cli import main as cli_main
 
     status = cli_main(argv)

@@ -130,7 +130,6 @@ def check_resources(model_dir: Path | None) -> tuple[Path, dict, Path | None]:
 def verify_mp4(path: Path, frames: int, width: int, height: int, fps: float | None = None) -> dict:
     """Decode every frame of ``path`` with PyAV and check codec, count, size and rate."""
     import av
-    import numpy as np
 
     if not path.is_file() or path.stat().st_size == 0:
         raise SelfTestError("verify", f"{path.name} was not written")

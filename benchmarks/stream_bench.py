@@ -260,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--capture-fps", type=float, default=30.0, help="camera rate for the live latency figure")
     p.add_argument("--prompt", default="ink wash painting", help="style prompt")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; use fewer on a shared machine, "
-                   "where oversubscribed threads stall each other)")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's; use fewer on a shared "
+                   "machine, where oversubscribed threads stall each other)")
     p.add_argument("--no-stage-sync", action="store_true", help="do not synchronise CUDA per stage")
     p.add_argument("--speed", choices=["quality", "balanced", "fast"],
                    help="speed preset (model/speed.py); --steps and --adacache refine it")

@@ -284,7 +284,7 @@ def test_the_engine_module_imports_no_qt():
     import subprocess
     import sys
 
-    code = ("import sys; import app.engine, app.frames; "
+    code = ("import sys; import app.engine, app.frames, app.remote.client, app.remote.server; "
             "bad = sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))); "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT), capture_output=True, text=True, timeout=120)
