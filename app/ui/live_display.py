@@ -37,6 +37,11 @@ class LiveDisplay(QObject):
         self.status_timer.setInterval(500)
         self.status_timer.timeout.connect(self.update_status)
         self._stopped = False
+        worker.halted.connect(self._engine_halted)
+
+    def _engine_halted(self, halted: bool) -> None:
+        if halted:  # nothing more is coming: frames still queued would wipe the view's "paused" message
+            self.restart()
 
     def add(self, frames: list[StylizedFrame]) -> None:
         """The engine's newest chunk (``framesReady``)."""
