@@ -16,10 +16,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_main(argv[1:])
     from app.cli import main as cli_main
+    from app.cli import opens_gui
 
-    status = cli_main(argv)
-    if status != -1:
-        return status
+    if not opens_gui(argv):
+        return cli_main(argv)
     from app.gui import run_gui
 
     return run_gui(argv)

@@ -6,13 +6,91 @@ import sys
 from pathlib import Path
 
 
-class CliError(Exception):
-    """Printed as one line, exit status 2."""
-
-
 def _fail(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (``error: argument --steps: invalid int value: 'x'``)."""
+
+    def error(self, message: str):
+        print(f"error: {_short(message, 300)} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """A user's text (a prompt, a path) cut to fit in a one-line message."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _check_stylize_args(args) -> tuple[list, object]:
+    """Every value and file of ``stylize`` checked before the model is loaded or the output opened:
+    (the switches, the first style). Raises ValueError with one line naming the value and the range."""
+    import math
+
+    import torch
+
+    from model.stylizer import load_image
+
+    from .outputs.output_path import check_output
+    from .sources.video_file import VideoFileReader
+    from .styles import StyleSpec, parse_switch
+
+    if args.strength is not None and not (math.isfinite(args.strength) and 0 < args.strength <= 1):
+        raise ValueError(f"--strength must be in (0, 1], got {args.strength:g}")
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        raise ValueError(f"--steps must be between 1 and 1000, got {args.steps}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ValueError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if not 0 <= args.seed < 2 ** 64:
+        raise ValueError(f"--seed must be between 0 and 2**64 - 1, got {_short(str(args.seed), 30)}")
+    try:
+        torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {_short(args.device, 30)!r} is not a device (cpu, cuda, cuda:N, mps)") from None
+    if args.style is not None and not args.style.strip():
+        raise ValueError("the style prompt is empty")
+    spec = StyleSpec(prompt=args.style, reference=Path(args.reference) if args.reference else None)
+    if spec.reference is not None:
+        load_image(spec.reference)  # StyleError: not found / not an image
+    switches = []
+    for text in args.switch:
+        try:
+            sw = parse_switch(text)
+            if sw.seconds is not None and not math.isfinite(sw.seconds):
+                when = text.partition(":")[0].strip()
+                raise ValueError(f"--switch: {when!r} is not a frame number or a time like 2.5s")
+            if sw.style.reference is not None:
+                load_image(sw.style.reference)
+        except ValueError as e:  # StyleError is one
+            msg = str(e)
+            raise ValueError(msg if msg.startswith("--switch") else f"--switch {_short(text)!r}: {msg}") from None
+        switches.append(sw)
+    VideoFileReader(args.input).close()  # a bad input fails before the model is loaded
+    if Path(args.output).suffix.lower() != ".mp4":
+        raise ValueError(f"the output must be an .mp4 file, got {_short(args.output, 200)}")
+    inputs = [("the input video", args.input)]
+    if spec.reference is not None:
+        inputs.append(("the --reference image", spec.reference))
+    inputs += [(f"the --switch {_short(t)!r} image", sw.style.reference) for t, sw in zip(args.switch, switches)
+               if sw.style.reference is not None]
+    check_output(args.output, inputs)  # OutputPathError (a ValueError): the output is an input, read-only...
+    return switches, spec
+
+
+def _input_short_note(args, result) -> str:
+    """What a truncated or corrupt input gave: frames read against the header, where it ended."""
+    name = Path(args.input).name
+    if result.frames_expected:
+        read = f"{result.frames_in} of the {result.frames_expected} frames its header announces were read"
+    else:
+        read = f"{result.frames_in} frames were read"
+    if result.input_end is not None and result.input_duration:
+        read += f" (it stops at {result.input_end:.1f} s of {result.input_duration:.1f} s)"
+    why = f"; {_short(result.input_error, 120)}" if result.input_error else ""
+    return f"{name} ended early: {read}{why}; {Path(args.output).name} holds the {result.frames_out} stylized frames"
 
 
 def cmd_stylize(args) -> int:
@@ -32,14 +110,10 @@ def cmd_stylize(args) -> int:
     from .sources.video_file import VideoFileReader, VideoReadError
     from .styles import StyleSpec, parse_switch
 
-    if not args.style and not args.reference:
+    if args.style is None and not args.reference:
         return _fail("give a style: --style TEXT or --reference IMAGE")
     try:
-        switches = [parse_switch(s) for s in args.switch]
-        spec = StyleSpec(prompt=args.style, reference=Path(args.reference) if args.reference else None)
-        VideoFileReader(args.input).close()  # fail fast on a bad input before loading the model
-        if Path(args.output).suffix.lower() != ".mp4":
-            return _fail(f"the output must be an .mp4 file, got {args.output}")
+        switches, spec = _check_stylize_args(args)
         speed = SpeedRequest(args.speed or "quality", steps=args.steps, adacache=args.adacache)
         stylizer = build_stylizer(StylizerRequest(
             folder=args.model, device=args.device, speed=speed, strength=args.strength, seed=args.seed,
@@ -53,7 +127,7 @@ def cmd_stylize(args) -> int:
             for prompt in dict.fromkeys(p for p in prompts if p and p.strip()):
                 match = model.vocabulary.match(prompt, model.text_encoder)
                 if not match.exact:
-                    print(f"style '{prompt}' -> {match.describe()}", file=sys.stderr)
+                    print(f"style '{_short(prompt)}' -> {match.describe()}", file=sys.stderr)
         # Ctrl+C cancels cleanly (the file is finalised with the frames done); a second one stops at once
         interrupted: list[bool] = []
 
@@ -95,6 +169,11 @@ def cmd_stylize(args) -> int:
         audio = ""
     else:
         audio = f", no audio ({result.audio_note})" if result.audio_note else ", no audio in the source"
+    if result.input_short:
+        note = _input_short_note(args, result)
+        if not args.allow_partial:
+            return _fail(f"{note} (pass --allow-partial to accept a partial input)")
+        print(f"warning: {note}", file=sys.stderr)
     st = result.stage_ms
     print(f"wrote {result.output} ({result.frames_out} frames{audio}, {result.fps:.1f} frames/s; per frame: "
           f"encode {st['encode_ms']:.1f} ms, DiT {st['dit_ms']:.1f} ms, cache write {st['cache_write_ms']:.1f} ms, "
@@ -193,7 +272,7 @@ def cmd_eval(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from model.speed import SPEED_PRESETS  # plain data: keeps --help free of torch
 
-    p = argparse.ArgumentParser(prog="main.py", description="RTR Studio: real-time video stylization. "
+    p = _Parser(prog="main.py", description="RTR Studio: real-time video stylization. "
                                 "Without a subcommand the desktop app opens.")
     sub = p.add_subparsers(dest="command")
 
@@ -223,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--layout", choices=["stylized", "side-by-side"], default="stylized",
                    help="the stylized video only, or the source and the stylized video side by side")
     s.add_argument("--no-audio", action="store_true", help="do not copy the source's audio into the output")
+    s.add_argument("--allow-partial", action="store_true",
+                   help="accept an input that ends before its header says (truncated, corrupt): exit 0, with a warning")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_stylize)
 
@@ -251,19 +332,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def opens_gui(argv: list[str]) -> bool:
+    """No subcommand (nothing, or only the app's options such as ``--model DIR``): the desktop app opens
+    (``app.gui.run_gui``) instead of ``main``."""
+    return not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help"))
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a headless subcommand; returns the exit status. ``opens_gui(argv)`` says when to open the app instead."""
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = {"train": "model.train.cli", "eval": "model.train.evaluate", "bench": "benchmarks.stream_bench"}
     if argv and argv[0] in passthrough:  # these parse their own options
         import importlib
 
         return importlib.import_module(passthrough[argv[0]]).main(argv[1:]) or 0
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
-        return -1  # no subcommand: the caller opens the GUI with these options
+    if opens_gui(argv):
+        return _fail("no subcommand given (run main.py without one to open the desktop app; main.py -h lists them)")
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        return -1  # the caller opens the GUI
     if args.command == "models" and args.action == "init" and not args.dir:
         return _fail("models init needs a folder")
     return args.func(args)
