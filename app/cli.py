@@ -107,8 +107,7 @@ def cmd_stylize(args) -> int:
 
     from .outputs.mp4 import VideoWriteError
     from .render import render_file
-    from .sources.video_file import VideoFileReader, VideoReadError
-    from .styles import StyleSpec, parse_switch
+    from .sources.video_file import VideoReadError
 
     if args.style is None and not args.reference:
         return _fail("give a style: --style TEXT or --reference IMAGE")
@@ -182,7 +181,7 @@ def cmd_stylize(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from model.checkpoint import CheckpointError, DEFAULT_MODEL_DIR, load_model
+    from model.checkpoint import DEFAULT_MODEL_DIR, CheckpointError, load_model
 
     if args.action == "check":
         from model.wan_loader import check_wan_folder, folder_kind

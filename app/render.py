@@ -10,6 +10,10 @@ shows progress and an ETA from the callback, and cancels through ``should_cancel
 - Audio passthrough: the source's audio is re-encoded (AAC) alongside, aligned to the video.
 - A cancelled render is finalised (a playable file with the frames done so far) and reported as
   ``cancelled``; a write error (disk full) finalises the partial file and raises ``VideoWriteError``.
+- The output is never one of the inputs (the video, a reference image) and replaces an existing file
+  only when finished or stopped (``outputs.output_path``).
+- An input that ends before the frame count its header announces, or stops decoding, is finished as
+  far as it goes and reported (``input_short``: frames read and expected, where it ended, why).
 """
 from __future__ import annotations
 
@@ -41,6 +45,17 @@ class RenderResult:
     has_audio: bool = False
     audio_note: str | None = None  # why the output has no audio although audio was asked for
     layout: str = "stylized"
+    frames_expected: int = 0  # what the input's header announces (0: it does not say)
+    input_end: float | None = None  # seconds of input read
+    input_duration: float | None = None  # seconds the header announces
+    input_error: str | None = None  # why decoding stopped early, when it did
+
+    @property
+    def input_short(self) -> bool:
+        """The input ended before its header said it would, or could not be decoded to its end."""
+        if self.cancelled:
+            return False
+        return self.input_error is not None or self.frames_in < self.frames_expected - 1  # 1: rounding
 
 
 class _Schedule:
@@ -84,8 +99,11 @@ def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSp
         schedule = _Schedule(switches, fps)
         style.apply(stylizer)
         stylizer.reset()
+        inputs = [("the input video", source)]
+        inputs += [(f"the reference image of {s}", s.reference) for s in [style, *[sw.style for sw in switches]]
+                   if s.reference is not None]
         writer = Mp4Writer(output, reader.fps, crf=crf, preset=preset,
-                           audio_from=source if audio and reader.has_audio else None)
+                           audio_from=source if audio and reader.has_audio else None, inputs=inputs)
     except BaseException:
         reader.close()
         raise
@@ -94,8 +112,9 @@ def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSp
     keep_source = layout != "stylized"
     n_in = n_out = 0
     t0 = time.perf_counter()
-    first_t = None
+    first_t = last_t = None
     cancelled = False
+    input_error = None
 
     def emit(frames) -> None:
         nonlocal n_out
@@ -106,30 +125,35 @@ def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSp
 
     with writer:
         try:
-            for t, frame in reader.frames():
-                if max_frames and n_in >= max_frames:
-                    break
-                if should_cancel and should_cancel():
-                    cancelled = True
-                    break
-                if t is None:
-                    t = n_in / fps
-                if first_t is None:
-                    first_t = t
-                for spec in schedule.due(n_in, t - first_t):
-                    emit(stylizer.flush())  # finish the frames before the switch with the old style
-                    spec.apply(stylizer)
-                pending.append((t, frame if keep_source else None))
-                emit(stylizer.push(frame))
-                n_in += 1
-                if progress:
-                    progress(n_in, total)
+            try:
+                for t, frame in reader.frames():
+                    if max_frames and n_in >= max_frames:
+                        break
+                    if should_cancel and should_cancel():
+                        cancelled = True
+                        break
+                    if t is None:
+                        t = n_in / fps
+                    if first_t is None:
+                        first_t = t
+                    last_t = t
+                    for spec in schedule.due(n_in, t - first_t):
+                        emit(stylizer.flush())  # finish the frames before the switch with the old style
+                        spec.apply(stylizer)
+                    pending.append((t, frame if keep_source else None))
+                    emit(stylizer.push(frame))
+                    n_in += 1
+                    if progress:
+                        progress(n_in, total)
+            except VideoReadError as e:  # corrupt from some point on: keep what came before, report it
+                if n_in == 0:
+                    raise
+                input_error = str(e)
             if not cancelled:
                 emit(stylizer.flush())
         finally:
             reader.close()
-    if n_in == 0 and not cancelled:
-        Path(output).unlink(missing_ok=True)
+    if n_in == 0 and not cancelled:  # no frame reached the writer: no file was created, none replaced
         raise VideoReadError(f"{Path(source).name} has no decodable frames")
     if not cancelled and progress and total != n_in:
         progress(n_in, n_in)
@@ -137,5 +161,9 @@ def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSp
     stage_ms = stylizer.times.per_frame()
     if cancelled:
         stylizer.reset()  # drop the frames still buffered for the unfinished chunk
+    expected = reader.frame_count if not max_frames else min(reader.frame_count, max_frames)
     return RenderResult(n_in, n_out, secs, n_out / secs if secs else 0.0, Path(output), stage_ms,
-                        cancelled, writer.has_audio, writer.audio_note, layout)
+                        cancelled, writer.has_audio, writer.audio_note, layout, frames_expected=expected,
+                        input_end=(last_t - first_t + 1 / fps) if last_t is not None else None,
+                        input_duration=reader.duration or (reader.frame_count / fps if reader.frame_count else None),
+                        input_error=input_error)

@@ -42,7 +42,8 @@ def check_output(output: str | Path, inputs: Iterable[tuple[str, str | Path | No
         raise OutputPathError(f"output folder does not exist: {output.parent}")
     if target.is_dir():
         raise OutputPathError(f"the output is a folder: {output}")
-    if target.exists() and not os.access(target, os.W_OK):
+    # no write bit at all counts too: someone protected the file (root may write it all the same)
+    if target.exists() and (not os.access(target, os.W_OK) or not target.stat().st_mode & 0o222):
         raise OutputPathError(f"the output {output} is read-only; choose another file or make it writable")
     if not os.access(target.parent, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write in {output.parent}: permission denied")
