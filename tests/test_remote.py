@@ -192,11 +192,11 @@ def test_a_clip_comes_back_whole_and_in_order(server):
         # it is the stylized video: different from the source, and close to the local engine's output
         from model.build import StylizerRequest, build_stylizer
 
-        local = build_stylizer(StylizerRequest(folder=EMBEDDED, device="cpu")).stylizer
+        local = build_stylizer(StylizerRequest(folder=EMBEDDED, device="cpu", cpu_threads=1)).stylizer
         local.set_text("ink wash painting")
-        expected = local.push(frames)
+        expected = local.push(frames[:8])
         psnr = [cv2.PSNR(a.image, b) for a, b in zip(out, expected)]
-        source_psnr = [cv2.PSNR(a.image, a.source) for a in out]
+        source_psnr = [cv2.PSNR(a.image, a.source) for a in out[:8]]
         assert np.median(psnr) > 20 and np.median(psnr) > np.median(source_psnr) + 3, (psnr, source_psnr)
         s = eng.stats()
         assert s["connection"] == "connected" and s["rtt_ms"] is not None and s["network_ms"] is not None
