@@ -357,3 +357,31 @@ def test_cli_stylize_layout_and_no_audio(random_model_dir, tmp_path, capsys):
     assert len(decoded) == 4 and decoded[0].width == 192
     assert read_audio(out) is None
     assert "wrote" in capsys.readouterr().out
+
+
+def test_app_export_refuses_its_source_as_the_output(qapp, sample_video, random_model_dir, tmp_path):
+    """The window's Export with the source chosen as the target (directly, by a link, by another
+    spelling): refused with one line, before a model is loaded, and the source is untouched."""
+    import asyncio
+
+    from app.styles import StyleSpec
+    from app.ui.export import ExportController, ExportJob
+    from app.worker import LoadRequest
+
+    before = sample_video.read_bytes()
+    link = tmp_path / "link.mp4"
+    link.symlink_to(sample_video)
+    load = LoadRequest(folder=random_model_dir, device="cpu", warmup=False)
+    for target in (sample_video, link, sample_video.parent / "." / sample_video.name):
+        controller = ExportController()
+        failed = []
+        controller.failed.connect(failed.append)
+
+        async def run():
+            await controller.start(ExportJob(sample_video, target, StyleSpec("ink"), load))
+
+        asyncio.run(run())
+        controller.shutdown()
+        assert controller.last_result is None and len(failed) == 1
+        assert "is the source video" in failed[0] and "\n" not in failed[0]
+        assert sample_video.read_bytes() == before

@@ -3,7 +3,9 @@
 The render runs in an executor thread and is awaited on the asyncio loop that qasync runs on the Qt
 event loop, so the window stays live and the live view keeps its own model and cache. Progress
 arrives through ``loop.call_soon_threadsafe``; Cancel stops at the next frame and keeps what was
-written so far.
+written so far. An output that is the source video or the reference image (any spelling of the path)
+is refused before anything is loaded; an existing output is replaced only when the export finishes
+or is cancelled (``outputs.output_path``).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from ..outputs.output_path import OutputPathError, check_output
 from ..render import RenderCancelled, RenderResult, render_file
 from ..styles import StyleSpec
 from ..worker import LoadRequest, build_stylizer
@@ -72,6 +75,12 @@ class ExportController(QObject):
         loop = asyncio.get_event_loop()
         t0 = time.perf_counter()
         self.started.emit(job)
+        try:  # before a model is loaded: the source must never be the file written over
+            check_output(job.output, [("the source video", job.source), ("the reference image", job.style.reference)])
+        except OutputPathError as e:
+            self.last_error = str(e)
+            self.failed.emit(self.last_error)
+            return
         last = [0.0]
 
         def progress(done: int, total: int) -> None:  # on the export thread
