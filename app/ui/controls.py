@@ -74,6 +74,7 @@ class ControlsPanel(QWidget):
         form = QFormLayout(live)
         self._strength = _named(QSlider(Qt.Orientation.Horizontal), "strength")
         self._strength.setRange(1, 100)
+        self._strength.setValue(100)
         self._strength.setToolTip("How far the output moves from the source towards the style")
         self._strength_label = QLabel("1.00")
         self._strength_label.setMinimumWidth(32)
