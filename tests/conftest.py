@@ -13,9 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from tests.helpers import moving_frames, synthetic_photo  # noqa: E402  (re-exported for older imports)
-
-__all__ = ["moving_frames", "synthetic_photo"]
+from tests.helpers import moving_frames, synthetic_photo  # noqa: E402, F401  (for imports not yet moved)
 
 
 @pytest.fixture(autouse=True)

@@ -17,6 +17,7 @@ from model.config import ModelConfig
 from model.speed import SpeedSettings, speed_settings
 from model.style import StyleSpec
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 WAIT = 30000  # ms; generous for a loaded CI machine, the waits end as soon as the condition holds
 
 

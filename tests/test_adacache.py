@@ -10,7 +10,7 @@ import torch
 
 from model.adacache import AdaCache, AdaCacheConfig, Codebook, resolve, with_options
 from model.stylizer import StreamStylizer
-from tests.conftest import moving_frames
+from tests.helpers import moving_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one thread, set per test (not at import)
 

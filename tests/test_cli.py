@@ -9,7 +9,7 @@ from pathlib import Path
 import av
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def run(*args):

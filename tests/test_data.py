@@ -7,7 +7,7 @@ import pytest
 
 from model.train import data, motion, photos
 from model.train.styles import STYLES
-from tests.conftest import synthetic_photo
+from tests.helpers import synthetic_photo
 
 
 @pytest.fixture(scope="module")

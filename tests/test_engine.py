@@ -13,7 +13,7 @@ from app.frames import FrameQueue
 from model.config import ConfigError, ModelConfig
 from model.dit import CausalDiT
 from model.rope import apply_rope, rope_angles
-from tests.conftest import ROOT, moving_frames
+from tests.helpers import ROOT, moving_frames
 
 SMALL = dict(dim=48, num_heads=4, num_layers=2, ffn_dim=96, latent_channels=4, text_dim=16, text_len=3,
              chunk_frames=2, window_frames=6, resolution=(64, 64))

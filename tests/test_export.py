@@ -12,7 +12,7 @@ import pytest
 
 from app.outputs.layout import Compositor, even, fit_size, letterbox, normalize_layout
 from app.outputs.mp4 import Mp4Writer, VideoWriteError, probe_saved
-from tests.conftest import moving_frames
+from tests.helpers import moving_frames
 
 
 # ----------------------------------------------------------------- helpers

@@ -14,7 +14,7 @@ import pytest
 from app.outputs import mp4
 from app.outputs.mp4 import VideoWriteError, probe_saved
 from app.outputs.recorder import Recorder, RecordingSummary
-from tests.conftest import ROOT, moving_frames
+from tests.helpers import ROOT, moving_frames
 from tests.test_export import QuotaFile, beep_onsets, make_clip, read_audio, read_video
 
 

@@ -30,7 +30,7 @@ from app.remote import protocol as P
 from app.remote.client import RemoteEngine, parse_url
 from app.remote.server import read_token
 from model.style import StyleSpec
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 EMBEDDED = ROOT / "resources" / "models" / "default"
 SAMPLE = ROOT / "resources" / "sample" / "sample.mp4"

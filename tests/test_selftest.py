@@ -11,7 +11,7 @@ import pytest
 
 from app.outputs.mp4 import Mp4Writer
 from app.selftest import SelfTestError, verify_mp4
-from tests.conftest import moving_frames
+from tests.helpers import moving_frames
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,11 +132,38 @@ def test_camera_listing_by_name(tmp_path):
     assert list_cameras(use_qt=False, sysfs_root=tmp_path / "nothing") == []
 
 
+def _capture_nodes_read_directly() -> list[int] | None:
+    """The Linux capture nodes, read straight from the kernel's lists (no app code): sysfs where it
+    exists, else the /dev/videoN nodes; None off Linux."""
+    import re
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    sysfs = Path("/sys/class/video4linux")
+    if sysfs.is_dir():
+        found = []
+        for node in sysfs.glob("video*"):
+            index = node / "index"
+            if not index.is_file() or index.read_text().strip() in ("", "0"):  # metadata nodes say 1
+                found.append(int(re.sub(r"\D", "", node.name)))
+        return sorted(found)
+    return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
+
+
 def test_camera_listing_on_this_machine(qapp):
-    cams = list_cameras()  # the real platform query (QtMultimedia, then sysfs)
-    assert isinstance(cams, list)
-    for c in cams:
-        assert isinstance(c, SourceInfo) and c.name and c.address.startswith("camera:")
+    """The real platform query (QtMultimedia, then sysfs) lists exactly the cameras the system has:
+    none that it lacks (on a machine without cameras, the list is empty), and on Linux every capture
+    node, each by a real name, at the address that opens it."""
+    cams = list_cameras()
+    assert all(isinstance(c, SourceInfo) and c.kind == "camera" and c.name.strip() for c in cams)
+    assert [c.address for c in cams] == [f"camera:{c.index}" for c in cams]
+    assert len({c.address for c in cams}) == len(cams)
+    nodes = _capture_nodes_read_directly()
+    if nodes is not None:
+        assert sorted(c.index for c in cams) == nodes
+        if Path("/sys/class/video4linux").is_dir():  # the app's own sysfs reading agrees
+            assert [c.index for c in list_cameras(use_qt=False)] == nodes
 
 
 def test_missing_camera_gives_clear_error():

@@ -6,7 +6,7 @@ import pytest
 
 from model.style import StyleSpec
 from model.stylizer import StreamStylizer, StyleError
-from tests.conftest import moving_frames
+from tests.helpers import moving_frames
 
 
 def make(random_model, **kw):

@@ -23,7 +23,7 @@ from model.stylizer import StreamStylizer
 from model.train import cli
 from model.train.styles import STYLES
 from model.vocabulary import StyleVocabulary
-from tests.conftest import ROOT, moving_frames
+from tests.helpers import ROOT, moving_frames
 
 H, W = 48, 64  # a multiple of vae stride 8 x patch 2; latents are 6x8
 FRAMES = 4  # video frames per clip = latent frames (the tiny VAE is per-frame); 2 chunks of 2

@@ -13,7 +13,7 @@ from app.engine import LiveEngine, LoadRequest
 from app.frames import StylizedFrame
 from app.qt_engine import QtEngine
 from model.style import StyleSpec
-from tests.conftest import moving_frames
+from tests.helpers import moving_frames
 
 
 @pytest.fixture
