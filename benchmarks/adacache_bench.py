@@ -164,7 +164,8 @@ def run(args) -> dict:
                     outputs[name] = out
                     st = s.adacache.stats
                     stats[name] = {**st.as_dict(), "decisions": [list(d) for d in st.decisions],
-                                   "motion": [list(m) for m in st.motion], "dit_ms_per_frame": s.times.per_frame()["dit_ms"]}
+                                   "motion": [list(m) for m in st.motion],
+                                   "dit_ms_per_frame": s.times.per_frame()["dit_ms"]}
         base = outputs["off"]
         base_target = clip_psnr(base, targets[case])
         base_flicker = flicker(base, flows[case])

@@ -40,7 +40,8 @@ Safety with the rolling KV cache. A reused block writes no keys/values. Keys/val
 denoising passes are only ever read by the same block in the same pass (a block writes this chunk's
 slots and then attends to them), and the clean cache-write pass, which runs every block, overwrites
 them before the chunk is committed. So AdaCache never touches the clean pass: every key/value that later
-chunks attend to is computed by all blocks from the chunk's final latent. Cached residuals are dropped (never reused) across: a style switch (new
+chunks attend to is computed by all blocks from the chunk's final latent. Cached residuals are dropped
+(never reused) across: a style switch (new
 cross-attention condition or reference), a dropped or rewritten frame history (``keep_last_frame``,
 ``abort_chunk``, ``reset``), a compaction of a partly filled ring, a roll that evicts the reference
 (``anchor_reference=False``), a change of the latent shape, of the timestep, or of the preset. A steady

@@ -92,5 +92,6 @@ def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> tuple[torch.Tensor, 
     h, w = x.shape[-2:]
     ph, pw = (-h) % stride, (-w) % stride
     if ph or pw:
-        x = F.pad(x.flatten(0, -4) if x.dim() > 4 else x, (0, pw, 0, ph), mode="reflect").view(*x.shape[:-2], h + ph, w + pw)
+        x = F.pad(x.flatten(0, -4) if x.dim() > 4 else x, (0, pw, 0, ph), mode="reflect")
+        x = x.view(*x.shape[:-2], h + ph, w + pw)
     return x, (h, w)

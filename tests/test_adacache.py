@@ -497,7 +497,8 @@ def test_stylizer_and_cli_settings(random_model):
     from app.cli import build_parser
 
     p = build_parser()
-    assert p.parse_args(["stylize", "in.mp4", "-o", "o.mp4", "--style", "x"]).adacache is None  # off, or the --speed preset's
+    # off, or the --speed preset's
+    assert p.parse_args(["stylize", "in.mp4", "-o", "o.mp4", "--style", "x"]).adacache is None
     assert p.parse_args(["stylize", "in.mp4", "-o", "o.mp4", "--style", "x", "--adacache", "fast"]).adacache == "fast"
     with pytest.raises(SystemExit):
         p.parse_args(["stylize", "in.mp4", "-o", "o.mp4", "--style", "x", "--adacache", "max"])

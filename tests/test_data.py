@@ -59,7 +59,7 @@ def test_reproducible(built, photo_dir, tmp_path):
     assert again["clips"] == man["clips"]
     for c in man["clips"]:
         assert np.array_equal(np.load(out / c["file"]), np.load(tmp_path / "b" / c["file"]))
-    other = data.build_dataset(tmp_path / "c", [photo_dir], n_train=2, n_val=0, frames=4, size=(48, 64), seed=4)
+    data.build_dataset(tmp_path / "c", [photo_dir], n_train=2, n_val=0, frames=4, size=(48, 64), seed=4)
     assert not np.array_equal(np.load(out / "train/00000.npy"), np.load(tmp_path / "c" / "train/00000.npy"))
 
 
@@ -69,7 +69,8 @@ def test_motion_levels():
     assert all(np.array_equal(static[0], f) for f in static)
     step = {}
     for level in ("slow", "fast"):
-        clips = [motion.synth_clip(np.random.default_rng(i), photo, [fg], 6, (48, 64), level, n_cutouts=0) for i in range(4)]
+        clips = [motion.synth_clip(np.random.default_rng(i), photo, [fg], 6, (48, 64), level, n_cutouts=0)
+                 for i in range(4)]
         step[level] = np.mean([np.abs(np.diff(c.astype(np.float32), axis=0)).mean() for c in clips])
     assert 0 < step["slow"] < step["fast"]
 
@@ -155,10 +156,10 @@ def test_still_targets_look_like_per_frame_ones(photo_dir):
 
 
 def test_still_targets_are_steadier_than_per_frame_networks(photo_dir):
+    import cv2
+
     from model.train.metrics import flicker, flow_between
     from model.train.painterly import PAINTERLY
-
-    import cv2
 
     rng = np.random.default_rng(2)
     photo = cv2.resize(rng.integers(0, 256, (75, 105, 3), dtype=np.uint8), (420, 300), interpolation=cv2.INTER_CUBIC)

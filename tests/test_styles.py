@@ -23,7 +23,8 @@ def scene(h: int = 240, w: int = 400, seed: int = 0) -> np.ndarray:
         if rng.random() < 0.5:
             cv2.circle(img, center, int(rng.integers(h // 12, h // 4)), c, -1, cv2.LINE_AA)
         else:
-            cv2.rectangle(img, center, (center[0] + int(rng.integers(20, w // 3)), center[1] + int(rng.integers(20, h // 3))), c, -1)
+            corner = (center[0] + int(rng.integers(20, w // 3)), center[1] + int(rng.integers(20, h // 3)))
+            cv2.rectangle(img, center, corner, c, -1)
     tex = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 1.5)
     img = cv2.GaussianBlur(img, (0, 0), 1.0) + 0.06 * tex[..., None]
     return (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)

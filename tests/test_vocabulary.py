@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from model.checkpoint import CheckpointError, DEFAULT_MODEL_DIR, load_model
+from model.checkpoint import DEFAULT_MODEL_DIR, CheckpointError, load_model
 from model.style import StyleSpec
 from model.stylizer import StreamStylizer
 from model.vocabulary import StyleVocabulary, VocabularyError
@@ -37,7 +37,8 @@ def test_paraphrases_land_on_the_right_trained_style(model_with_vocabulary, text
     assert (exact.style, exact.trained_prompt, exact.exact) == ("ink_wash", "ink wash painting", True)
     assert exact.similarity == 1.0 and exact.describe() == "Ink wash"
     assert vocab._embeddings is None  # a trained prompt is matched without embedding them all
-    for prompt, style in [("a painting made with black brush ink", "ink_wash"), ("show me what a heat camera sees", "thermal"),
+    for prompt, style in [("a painting made with black brush ink", "ink_wash"),
+                          ("show me what a heat camera sees", "thermal"),
                           ("make it look like an old video game with big square pixels", "pixel_art")]:
         m = vocab.match(prompt, text_encoder)
         assert m.style == style, (prompt, m)

@@ -15,8 +15,14 @@ from model.checkpoint import CheckpointError, expected_shapes, load_model, load_
 from model.config import ModelConfig
 from model.dit import Block, CausalDiT, Head, attend
 from model.rope import apply_rope, rope_angles
-from model.umt5 import (T5RelativeBias, UMT5Config, UMT5Encoder, UMT5TextEncoder, load_tokenizer,
-                        relative_position_bucket)
+from model.umt5 import (
+    T5RelativeBias,
+    UMT5Config,
+    UMT5Encoder,
+    UMT5TextEncoder,
+    load_tokenizer,
+    relative_position_bucket,
+)
 from model.wan_vae import WAN_LATENT_MEAN, WAN_LATENT_STD, WanCodec, WanVAE, WanVAEConfig
 
 ROOT = Path(__file__).resolve().parent.parent

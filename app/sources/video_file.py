@@ -23,7 +23,8 @@ class VideoFileReader:
         try:
             self._container = av.open(str(self.path))
         except (av.error.FFmpegError, OSError, ValueError) as e:
-            raise VideoReadError(f"cannot open {self.path.name}: not a readable video ({e.__class__.__name__})") from None
+            raise VideoReadError(f"cannot open {self.path.name}: not a readable video "
+                                 f"({e.__class__.__name__})") from None
         if not self._container.streams.video:
             self._container.close()
             raise VideoReadError(f"{self.path.name} has no video stream")

@@ -114,7 +114,8 @@ def evaluate_codec(ae: GuidedAutoencoder, data_dir: Path, sheet: Path | None = N
     if sheet is not None and rows:
         small = [cv2.resize(r, (r.shape[1] // 2, r.shape[0] // 2), interpolation=cv2.INTER_AREA) for r in rows]
         half = (len(small) + 1) // 2
-        cols = [np.concatenate(small[:half], 0), np.concatenate(small[half:] + [np.zeros_like(small[0])] * (2 * half - len(small)), 0)]
+        pad = [np.zeros_like(small[0])] * (2 * half - len(small))
+        cols = [np.concatenate(small[:half], 0), np.concatenate(small[half:] + pad, 0)]
         cv2.imwrite(str(sheet), cv2.cvtColor(np.concatenate(cols, 1), cv2.COLOR_RGB2BGR))
     return report
 

@@ -173,7 +173,8 @@ def build_dataset(out_dir, photo_dirs=None, n_train: int = 400, n_val: int = 40,
         for i in range(n):
             bg = ps[order[i % len(ps)]]
             others = [p for p in ps if p[0] != bg[0]] or ps
-            pick = np.random.default_rng([seed, code, i, 1]).choice(len(others), size=min(2, len(others)), replace=False)
+            pick = np.random.default_rng([seed, code, i, 1]).choice(len(others), size=min(2, len(others)),
+                                                                    replace=False)
             fgs = [others[j] for j in pick]
             style, style_img = None, None
             if style_names:

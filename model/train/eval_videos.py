@@ -32,7 +32,8 @@ class EvalClip:
 CLIPS = (
     EvalClip("webcam_person", "kphotoalbum", "/usr/share/kphotoalbum/demo/movie.avi", 68, "GPL-2+",
              "KPhotoAlbum demo data, Jesper K. Pedersen et al.", "a man at a webcam in a room with bookshelves"),
-    EvalClip("office_window", "python3-imageio", "/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4",
+    EvalClip("office_window", "python3-imageio",
+             "/usr/lib/python3/dist-packages/imageio/resources/images/realshort.mp4",
              36, "BSD-2-Clause", "imageio contributors", "hand-held: an office window sill, a plant, papers"),
     EvalClip("dog_indoor", "forensics-samples-files",
              "/usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4", 41, "CC-BY-SA-4.0",

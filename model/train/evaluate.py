@@ -21,9 +21,9 @@ from ..checkpoint import DEFAULT_MODEL_DIR, load_model
 from ..schedule import FlowSchedule
 from ..stylizer import StreamStylizer
 from .data import load_clip, load_manifest
+from .metrics import flicker, flow_between, psnr, ssim
 from .motion import synth_clip
 from .photos import find_photos, load_photo, split_photos
-from .metrics import flicker, flow_between, psnr, ssim
 from .styles import STYLES
 
 
@@ -97,7 +97,8 @@ def _val_clips(data_dir: Path, n: int) -> list[np.ndarray]:
 
 
 def _fidelity(outs, targets):
-    return float(np.mean([psnr(o, t) for o, t in zip(outs, targets)])), float(np.mean([ssim(o, t) for o, t in zip(outs, targets)]))
+    return (float(np.mean([psnr(o, t) for o, t in zip(outs, targets)])),
+            float(np.mean([ssim(o, t) for o, t in zip(outs, targets)])))
 
 
 def evaluate(model_dir: Path, data_dir: Path, clips_per_style: int = 2, teacher_steps: int = 8,
@@ -161,7 +162,8 @@ def _switch_response(runner, clips, names):
     res = []
     for a, b in zip(names, names[1:] + names[:1]):
         sa, sb = STYLES[a], STYLES[b]
-        outs = runner.run_with_switch(clip, at, lambda s: s.set_text(sa.prompts[0]), lambda s: s.set_text(sb.prompts[0]))
+        outs = runner.run_with_switch(clip, at, lambda s: s.set_text(sa.prompts[0]),
+                                      lambda s: s.set_text(sb.prompts[0]))
         p = [psnr(o, sb.apply(f)) for o, f in zip(outs[at:], clip[at:])]
         steady = float(np.mean(p[-8:]))
         frames = next((i for i, v in enumerate(p) if v >= steady - 1.0), len(p))
@@ -204,7 +206,9 @@ def _drift(runner, h, w, frames, names, seed):
     out = {}
     for n in names:
         st = STYLES[n]
-        runner.set_reference(st.apply(synth_clip(np.random.default_rng(seed + 7), load_photo(photos[-1][1]), [], 1, (h, w), "static")[0]))
+        ref_photo = load_photo(photos[-1][1])
+        ref_frame = synth_clip(np.random.default_rng(seed + 7), ref_photo, [], 1, (h, w), "static")[0]
+        runner.set_reference(st.apply(ref_frame))
         outs = runner.run(list(long_clip))
         p = [psnr(o, st.apply(f)) for o, f in zip(outs, long_clip)]
         k = max(1, len(p) // 5)
@@ -218,7 +222,8 @@ def _drift(runner, h, w, frames, names, seed):
 
 
 def format_table(reports: list[dict]) -> str:
-    lines = ["| model | anchor | text PSNR | text SSIM | ref PSNR | ref SSIM | flicker (filter) | switch frames | unseen prompts |",
+    lines = ["| model | anchor | text PSNR | text SSIM | ref PSNR | ref SSIM | flicker (filter) | switch frames "
+             "| unseen prompts |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in reports:
         t, rf = r.get("mean_text", {}), r.get("mean_reference", {})
@@ -228,8 +233,9 @@ def format_table(reports: list[dict]) -> str:
             un = f"{un} ({r['unseen_prompts_unmatched']['accuracy']} unmatched)"
         if "trained_prompts" in r:
             un = f"{un}; trained prompts {r['trained_prompts']['accuracy']}"
-        lines.append(f"| {r['model_name']} ({r['stage']}) | {r['anchor_reference']} | {t.get('psnr', '-')} | {t.get('ssim', '-')} | "
-                     f"{rf.get('psnr', '-')} | {rf.get('ssim', '-')} | {t.get('flicker', '-')} ({t.get('filter_flicker', '-')}) | {sw} | {un} |")
+        lines.append(f"| {r['model_name']} ({r['stage']}) | {r['anchor_reference']} | {t.get('psnr', '-')} "
+                     f"| {t.get('ssim', '-')} | {rf.get('psnr', '-')} | {rf.get('ssim', '-')} "
+                     f"| {t.get('flicker', '-')} ({t.get('filter_flicker', '-')}) | {sw} | {un} |")
     return "\n".join(lines)
 
 
@@ -247,7 +253,8 @@ def main(argv=None) -> int:
                     help="data set folder with held-out clips (`train data`); or --videos DIR for real video")
     ap.add_argument("--clips-per-style", type=int, default=2)
     ap.add_argument("--teacher-steps", type=int, default=8)
-    ap.add_argument("--long-frames", type=int, default=0, help="frames of the long clip for drift (2880 = 2 min at 24 fps)")
+    ap.add_argument("--long-frames", type=int, default=0,
+                    help="frames of the long clip for drift (2880 = 2 min at 24 fps)")
     ap.add_argument("--no-anchor", action="store_true", help="disable the reference-preserving cache")
     ap.add_argument("--styles", help="comma-separated subset of styles")
     ap.add_argument("--no-switch", action="store_true")

@@ -61,8 +61,8 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int = 24, crf: int = 20) -> N
 
 def make_sample(photo: np.ndarray, out: Path, seconds: float = 6.0, fps: int = 24) -> Path:
     """A ~6 s 640x360 clip: slow smooth camera drift plus one cut-out gliding across."""
-    clip = synth_clip(np.random.default_rng(2024), photo, [np.ascontiguousarray(photo[:, ::-1])], int(seconds * fps), (360, 640),
-                      SAMPLE_MOTION, n_cutouts=1)
+    clip = synth_clip(np.random.default_rng(2024), photo, [np.ascontiguousarray(photo[:, ::-1])], int(seconds * fps),
+                      (360, 640), SAMPLE_MOTION, n_cutouts=1)
     path = out / "sample" / "sample.mp4"
     write_mp4(path, clip, fps)
     return path
@@ -80,7 +80,8 @@ def make_gallery(photo: np.ndarray, out: Path) -> list[dict]:
                         "thumbnail": f"{st.name}.jpg", "strength": 1.0})
     for name, cx in REFERENCE_STYLES:
         st = STYLES[name]
-        ref = cv2.resize(st.apply(_crop(photo, (320, 180), cx=cx, cy=0.5, zoom=1.25)), REF, interpolation=cv2.INTER_AREA)
+        ref = cv2.resize(st.apply(_crop(photo, (320, 180), cx=cx, cy=0.5, zoom=1.25)), REF,
+                         interpolation=cv2.INTER_AREA)
         _jpg(gal / f"ref_{name}.jpg", ref)
         _jpg(gal / f"ref_{name}_thumb.jpg", cv2.resize(ref, THUMB, interpolation=cv2.INTER_AREA))
         presets.append({"name": f"{st.title} (reference image)", "reference": f"ref_{name}.jpg",

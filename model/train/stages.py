@@ -149,7 +149,8 @@ def rollout(gen_dit, b, sched: FlowSchedule, chunk: int):
         x = torch.randn_like(src[:, a:e])
         for j, sg in enumerate(sigmas):
             last = j == len(sigmas) - 1
-            t = torch.cat([torch.zeros(bsz, a, device=src.device), torch.full((bsz, chunk), sg * 1000, device=src.device)], 1)
+            t = torch.cat([torch.zeros(bsz, a, device=src.device),
+                           torch.full((bsz, chunk), sg * 1000, device=src.device)], 1)
             with torch.set_grad_enabled(last):
                 v = gen_dit(torch.cat([ctx_frames, x], 1), src[:, :e], t, ctx, ref, causal=True)[:, a:]
                 x0 = x - sg * v
@@ -191,7 +192,8 @@ def run_stage(stage: str, a) -> int:
     device = d.device
     try:  # everything read from disk is checked before the first step: a bad input is a one-line error
         if stage == "teacher":
-            cfg = ModelConfig.load(a.config) if a.config and Path(a.config).exists() else ModelConfig.named(a.config or "tiny")
+            cfg = (ModelConfig.load(a.config) if a.config and Path(a.config).exists()
+                   else ModelConfig.named(a.config or "tiny"))
             if cfg.vae != "tiny":
                 raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; these stages train tiny models only")
             dit, ae = build_tiny_parts(cfg)
@@ -218,7 +220,6 @@ def run_stage(stage: str, a) -> int:
     dit = dit.to(device).train()
     model = d.wrap(dit)
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01, betas=(0.9, 0.99))
-    extra = {}
     if stage == "dmd":
         real = real.to(device).eval().requires_grad_(False)
         fake_m = copy.deepcopy(real).train().requires_grad_(True)
@@ -258,7 +259,8 @@ def run_stage(stage: str, a) -> int:
                 "training": {stage: {"steps": a.steps, "batch": a.batch * d.world, "lr": a.lr, "frames": a.frames,
                                      "crop": list(a.crop), "p_text": a.p_text, "seconds": round(log.seconds),
                                      "world_size": d.world, "device": str(device), "history": log.history[-4:],
-                                     **({"regression_weight": a.regression, "lr_fake": a.lr_fake} if stage == "dmd" else {})}}}
+                                     **({"regression_weight": a.regression, "lr_fake": a.lr_fake}
+                                        if stage == "dmd" else {})}}}
         src_card = Path(a.init) / "model_card.json" if stage != "teacher" else None
         if src_card and src_card.exists():
             import json

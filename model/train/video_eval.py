@@ -106,7 +106,8 @@ def score(outs: list[np.ndarray], targets: list[np.ndarray], clip: Clip) -> dict
     outs, targets = outs[:n], targets[:n]
     return {"psnr": float(np.mean([psnr(o, t) for o, t in zip(outs, targets)])),
             "ssim": float(np.mean([ssim(o, t) for o, t in zip(outs, targets)])),
-            "sharpness": float(np.mean([sharpness(o) for o in outs]) / max(np.mean([sharpness(t) for t in targets]), 1e-6)),
+            "sharpness": float(np.mean([sharpness(o) for o in outs])
+                               / max(np.mean([sharpness(t) for t in targets]), 1e-6)),
             "flicker": flicker(outs, clip.flows) / clip.source_flicker,
             "target_flicker": flicker(targets, clip.flows) / clip.source_flicker,
             "structure": float(np.mean([structure(o, s) for o, s in zip(outs, clip.frames)])),
@@ -254,7 +255,8 @@ def write_contact_sheet(path: Path, rows, video_names: list[str], model_name: st
         if label == "source":
             row = np.full((th + 4, W, 3), 255, np.uint8)
             for j, t in enumerate(tiles):
-                row[2:2 + th, label_w + j * (tw + 4): label_w + j * (tw + 4) + tw] = cv2.resize(t, (tw, th), interpolation=cv2.INTER_AREA)
+                x = label_w + j * (tw + 4)
+                row[2:2 + th, x: x + tw] = cv2.resize(t, (tw, th), interpolation=cv2.INTER_AREA)
         else:
             row = np.full((2 * th + 8, W, 3), 255, np.uint8)
             for j in range(ncol):
@@ -263,7 +265,8 @@ def write_contact_sheet(path: Path, rows, video_names: list[str], model_name: st
                 row[2:2 + th, x:x + tw] = cv2.resize(out, (tw, th), interpolation=cv2.INTER_AREA)
                 row[th + 4:2 * th + 4, x:x + tw] = cv2.resize(tgt, (tw, th), interpolation=cv2.INTER_AREA)
             cv2.putText(row, "model", (4, th // 2 + 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
-            cv2.putText(row, "target", (4, th + th // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1, cv2.LINE_AA)
+            cv2.putText(row, "target", (4, th + th // 2 + 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (90, 90, 90), 1,
+                        cv2.LINE_AA)
         cv2.putText(row, label[:16], (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
         blocks.append(row)
     top = np.full((head, W, 3), 255, np.uint8)
@@ -278,7 +281,8 @@ def write_contact_sheet(path: Path, rows, video_names: list[str], model_name: st
 def format_table(r: dict) -> str:
     cols = ("psnr", "ssim", "sharpness", "flicker", "target_flicker", "structure")
     lines = [f"{'style':24s} " + " ".join(f"{c:>14s}" for c in cols)]
-    for name, row in list(r["styles"].items()) + [(f"ref {k.split(':')[-1][:20]}", v) for k, v in r["references"].items()]:
+    refs = [(f"ref {k.split(':')[-1][:20]}", v) for k, v in r["references"].items()]
+    for name, row in list(r["styles"].items()) + refs:
         lines.append(f"{name:24s} " + " ".join(f"{row[c]:14.3f}" for c in cols))
     for k in ("mean_text", "mean_reference", "mean_all"):
         if r.get(k):
@@ -293,7 +297,8 @@ def main(argv=None) -> int:
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="model folder (default: embedded)")
     ap.add_argument("--styles", help="comma-separated styles (default: the model's trained styles)")
     ap.add_argument("--references", type=int, default=4, help="held-out style images to use as references")
-    ap.add_argument("--style-images", type=Path, help="folder of reference images (default: the data card's held-out ones)")
+    ap.add_argument("--style-images", type=Path,
+                    help="folder of reference images (default: the data card's held-out ones)")
     ap.add_argument("--max-frames", type=int, default=48, help="frames read per video")
     ap.add_argument("--no-unseen", action="store_true", help="skip the unseen-paraphrase test")
     ap.add_argument("--no-peer", action="store_true", help="skip the per-frame network's flicker")
