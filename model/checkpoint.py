@@ -134,16 +134,31 @@ class LoadedModel:
 
 
 def build_tiny_parts(config: ModelConfig):
+    """The DiT and the frame autoencoder of a CPU-sized config (``tiny`` or ``guided`` codec)."""
     from .dit import CausalDiT
+
+    if config.vae == "guided":
+        from .guided_codec import GuidedAutoencoder
+
+        return CausalDiT(config), GuidedAutoencoder(config.latent_channels, config.codec_widths)
     from .vae import TinyAutoencoder
 
     return CausalDiT(config), TinyAutoencoder(config.latent_channels)
 
 
+def _streaming_codec(config: ModelConfig, autoencoder: nn.Module):
+    if config.vae == "guided":
+        from .guided_codec import GuidedCodec
+
+        return GuidedCodec(autoencoder)
+    from .vae import TinyCodec
+
+    return TinyCodec(autoencoder)
+
+
 def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float32, text_encoder=None) -> LoadedModel:
     """Load a model folder (default: the embedded model in resources/)."""
     from .text import MiniLMEncoder
-    from .vae import TinyCodec
     from .vocabulary import StyleVocabulary, VocabularyError
 
     folder = Path(folder) if folder else DEFAULT_MODEL_DIR
@@ -153,7 +168,7 @@ def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float
         config = ModelConfig.load(folder / "config.json")
     except ConfigError as e:
         raise CheckpointError(f"invalid model folder {folder}: {e}") from None
-    if config.vae != "tiny":
+    if config.vae == "wan":
         from . import wan_loader  # paper-scale components live in their own module
 
         return wan_loader.load_wan_folder(folder, config, device, dtype)
@@ -178,7 +193,7 @@ def load_model(folder: str | Path | None = None, device="cpu", dtype=torch.float
         raise CheckpointError(f"invalid model folder {folder}: {e}") from None
     if text_encoder is None:
         text_encoder = MiniLMEncoder()
-    return LoadedModel(folder, config, dit, TinyCodec(ae), text_encoder, card, vocabulary)
+    return LoadedModel(folder, config, dit, _streaming_codec(config, ae), text_encoder, card, vocabulary)
 
 
 def save_tiny_model(folder: str | Path, config: ModelConfig, dit: nn.Module, autoencoder: nn.Module,

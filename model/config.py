@@ -37,7 +37,8 @@ class ModelConfig:
     shift: float = 1.0
     # media
     resolution: tuple[int, int] = (192, 320)  # (height, width) of frames fed to the VAE
-    vae: str = "tiny"  # "tiny" (per-frame autoencoder) or "wan" (3-D causal VAE)
+    vae: str = "tiny"  # "tiny" (per-frame autoencoder), "guided" (source-guided, output at the source's size) or "wan"
+    codec_widths: tuple[int, int, int, int] = (16, 32, 64, 96)  # the guided codec's channels at 1/2 .. 1/16
     vae_stride: tuple[int, int, int] = (1, 8, 8)  # (time, height, width) compression
     text_encoder: str = "minilm"  # "minilm" (packaged sentence encoder) or "umt5"
     reference_prompt: str = "Transfer the video style to match the reference image style"
@@ -49,6 +50,7 @@ class ModelConfig:
         self.patch_size = tuple(self.patch_size)
         self.resolution = tuple(self.resolution)
         self.vae_stride = tuple(self.vae_stride)
+        self.codec_widths = tuple(self.codec_widths)
         self.denoising_steps = list(self.denoising_steps)
         self.validate()
 
@@ -85,8 +87,8 @@ class ModelConfig:
         step_w = self.vae_stride[2] * self.patch_size[2]
         if self.resolution[0] % step_h or self.resolution[1] % step_w:
             problems.append(f"resolution {self.resolution} must be a multiple of ({step_h}, {step_w})")
-        if self.vae not in ("tiny", "wan"):
-            problems.append(f"unknown vae {self.vae!r} (expected 'tiny' or 'wan')")
+        if self.vae not in ("tiny", "guided", "wan"):
+            problems.append(f"unknown vae {self.vae!r} (expected 'tiny', 'guided' or 'wan')")
         if self.text_encoder not in ("minilm", "umt5"):
             problems.append(f"unknown text_encoder {self.text_encoder!r} (expected 'minilm' or 'umt5')")
         if problems:
@@ -145,7 +147,7 @@ _FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
 _BOOLS = ("source_conditioning", "reference_adapter")
 _STRINGS = ("name", "vae", "text_encoder", "reference_prompt")
 # name: (length, lowest, highest, how the range is said)
-_INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None),
+_INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None), "codec_widths": (4, 1, 1024, None),
               "resolution": (2, 16, 4096, "pixels a side")}
 
 

@@ -95,3 +95,45 @@ def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> tuple[torch.Tensor, 
         x = F.pad(x.flatten(0, -4) if x.dim() > 4 else x, (0, pw, 0, ph), mode="reflect")
         x = x.view(*x.shape[:-2], h + ph, w + pw)
     return x, (h, w)
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+class GuidedCodec:
+    """Streaming wrapper of ``GuidedAutoencoder`` with the stylizer's codec surface.
+
+    Invariant: ``decode`` renders the chunk most recently passed to ``encode`` (the stylizer encodes a
+    chunk, denoises its latent, then decodes it), so the guide features of that chunk are kept between
+    the two calls instead of being recomputed. Frames must be a multiple of ``STRIDE`` in size."""
+
+    temporal_stride = 1
+    guided = True
+
+    def __init__(self, autoencoder: GuidedAutoencoder):
+        self.ae = autoencoder.to(memory_format=torch.channels_last)
+        self._guides = None
+
+    def frames_needed(self, latent_frames: int) -> int:
+        return latent_frames
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """[B, F, 3, H, W] in [-1, 1] -> [B, F, C, H/16, W/16]; keeps the chunk's guides for ``decode``."""
+        b, f = frames.shape[:2]
+        z, self._guides = self.ae.features(_channels_last(frames.flatten(0, 1).to(self.ae.latent_mean.dtype)))
+        return z.contiguous().view(b, f, *z.shape[1:])
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] -> [B, C, h, w] (reference images; their guides are not kept)."""
+        return self.ae.features(_channels_last(image))[0].contiguous()
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        if self._guides is None:
+            raise RuntimeError("GuidedCodec.decode needs the source chunk: call encode first")
+        b, f = latents.shape[:2]
+        x = self.ae.decode(_channels_last(latents.flatten(0, 1)), self._guides)
+        return x.contiguous().view(b, f, *x.shape[1:])
+
+    def reset(self) -> None:
+        self._guides = None

@@ -19,9 +19,12 @@ import torch
 from .adacache import AdaCache
 from .build import default_dtype
 from .checkpoint import LoadedModel, load_model
+from .guided_codec import GuidedCodec
 from .schedule import FlowSchedule
 from .speed import SpeedSettings, speed_settings
 from .style import StyleSpec
+
+MAX_OUTPUT = (720, 1280)  # a guided model renders at the source's size, shrunk to fit this (short, long side)
 
 
 class StyleError(ValueError):
@@ -94,6 +97,10 @@ class StreamStylizer:
         self.profile = profile
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
+        # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution
+        self.guided = isinstance(self.model.codec, GuidedCodec)
+        self._frame_hw: tuple[int, int] | None = None  # guided: the stream's frame size, set by its first frame
+        self._ref_image: np.ndarray | None = None
         self.anchor_reference = anchor_reference
         self.cache = self._new_cache(self.cfg.window_frames)
         self.adacache = AdaCache(self.cfg.num_layers, adacache)  # residual caching; "off" runs the plain engine
@@ -149,7 +156,7 @@ class StreamStylizer:
         return settings
 
     def _new_cache(self, window_frames: int):
-        lh, lw = self.cfg.latent_grid()
+        lh, lw = self.cfg.latent_grid(*self._padded_hw())
         return self.model.dit.new_cache(lh, lw, anchor_reference=self.anchor_reference, window_frames=window_frames)
 
     def set_adacache(self, mode) -> None:
@@ -185,13 +192,47 @@ class StreamStylizer:
         if image.ndim != 3 or image.shape[2] not in (3, 4) or min(image.shape[:2]) < 8:
             raise StyleError(f"the reference image has an unusable shape {image.shape}")
         image = np.ascontiguousarray(image[..., :3]).astype(np.uint8, copy=False)
-        ref = self._to_tensor(fit_frame(image, self.height, self.width)[None])[0]
-        with torch.no_grad():
-            latent = self.model.codec.encode_image(ref[None])
+        self._ref_image = image
+        latent = self._encode_reference(image)
         context = self.model.text_encoder.encode(prompt or self.cfg.reference_prompt).to(self.device, self.dtype)
         self._switch(context, latent)
         self.style = spec
         self.prompt_match = None
+
+    def _encode_reference(self, image: np.ndarray) -> torch.Tensor:
+        ref = self._to_tensor(fit_frame(image, *self._padded_hw())[None])
+        with torch.no_grad():
+            return self.model.codec.encode_image(ref)
+
+    def _padded_hw(self) -> tuple[int, int]:
+        """The frame size the codec works at: the config's, or a guided stream's padded to the token grid."""
+        if not self.guided or self._frame_hw is None:
+            return self.height, self.width
+        step = self.cfg.vae_stride[1] * self.cfg.patch_size[1]
+        return tuple(-(-x // step) * step for x in self._frame_hw)
+
+    def _set_frame_size(self, hw: tuple[int, int]) -> None:
+        """A guided stream's first frame fixes its size: the token grid, the cache and the reference follow."""
+        self._frame_hw = hw
+        self.cache = self._new_cache(self.cache.window_frames)
+        self.adacache.reset()
+        if self._ref_image is not None and self._ref_latent is not None:
+            self._ref_latent = self._encode_reference(self._ref_image)
+        if self._context is not None:
+            self.model.dit.set_condition(self.cache, self._context, self._ref_latent)
+
+    def _guided_frame(self, frame: np.ndarray) -> np.ndarray:
+        """A frame at the stream's size: shrunk to fit MAX_OUTPUT, never enlarged."""
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be uint8 HxWx3 RGB arrays, got {frame.dtype} {frame.shape}")
+        if self._frame_hw is None:
+            h, w = frame.shape[:2]
+            f = min(1.0, MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
+            self._set_frame_size((max(16, round(h * f)), max(16, round(w * f))))
+        h, w = self._frame_hw
+        if frame.shape[:2] != (h, w):
+            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        return frame
 
     def _switch(self, context, ref_latent) -> None:
         self.adacache.invalidate("style")
@@ -201,7 +242,13 @@ class StreamStylizer:
 
     # ---------------------------------------------------------- streaming
     def reset(self) -> None:
-        """Start a new stream: empty caches and buffers, same style, same seed."""
+        """Start a new stream: empty caches and buffers, same style, same seed (a guided stream's size is
+        set again by its first frame)."""
+        if self.guided and self._frame_hw is not None:
+            self._frame_hw = None
+            self.cache = self._new_cache(self.cache.window_frames)
+            if self._ref_image is not None and self._ref_latent is not None:
+                self._ref_latent = self._encode_reference(self._ref_image)
         self.cache.reset()
         self.adacache.reset()
         self.model.codec.reset()
@@ -218,7 +265,8 @@ class StreamStylizer:
         if isinstance(frames, np.ndarray) and frames.ndim == 3:
             frames = [frames]
         for f in frames:
-            self._pending.append(fit_frame(np.asarray(f), self.height, self.width))
+            f = np.asarray(f)
+            self._pending.append(self._guided_frame(f) if self.guided else fit_frame(f, self.height, self.width))
         out: list[np.ndarray] = []
         while len(self._pending) >= self.chunk_size:  # re-read: a causal codec's first chunk is shorter
             n = self.chunk_size
@@ -253,7 +301,11 @@ class StreamStylizer:
     def _process(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         dit, codec, cache, times = self.model.dit, self.model.codec, self.cache, self.times
         t0 = self._tick()
-        video = self._to_tensor(np.stack(frames))[None]
+        stack = np.stack(frames)
+        if self.guided:  # reflect-pad to the token grid; the output is cropped back below
+            (hp, wp), (h, w) = self._padded_hw(), stack.shape[1:3]
+            stack = np.pad(stack, ((0, 0), (0, hp - h), (0, wp - w), (0, 0)), mode="reflect")
+        video = self._to_tensor(stack)[None]
         source = codec.encode(video)
         t1 = self._tick()
         times.encode += (t1 - t0) * 1000
@@ -290,6 +342,8 @@ class StreamStylizer:
         decoded = codec.decode(latent)[0]
         out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         out = out.permute(0, 2, 3, 1).cpu().numpy()
+        if self.guided:
+            out = out[:, :frames[0].shape[0], :frames[0].shape[1]]
         times.decode += (self._tick() - t3) * 1000
         times.chunks += 1
         times.frames += len(frames)

@@ -32,7 +32,7 @@ def _grad_l1(a, b):
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    return torch.from_numpy(np.array(batch)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
 def to_image(x: torch.Tensor) -> np.ndarray:
@@ -73,10 +73,11 @@ def lr_at(step: int, total: int, base: float, warmup: int = 200) -> float:
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, total - warmup)))))
 
 
-def loss_fn(ae: GuidedAutoencoder, src: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+def loss_fn(ae: GuidedAutoencoder, src: torch.Tensor, tgt: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     z, _ = ae.features(tgt)
     _, guides = ae.features(src)
-    rec = ae.decode(z + 0.05 * torch.randn_like(z), guides)  # latent noise: the DiT's output is never exact
+    noise = torch.randn(z.shape, generator=gen)
+    rec = ae.decode(z + 0.05 * noise, guides)  # latent noise: the DiT's output is never exact
     return (rec - tgt).abs().mean() + _grad_l1(rec, tgt) + 1e-4 * z.pow(2).mean()
 
 
@@ -143,7 +144,8 @@ def train_codec(data_dir: Path, out: Path, steps: int, batch: int, crop: int, lr
             for g in opt.param_groups:
                 g["lr"] = lr_at(i, steps, lr)
             src, tgt = sampler.batch(rng, batch, crop)
-            loss = loss_fn(ae, src, tgt)
+            # every random draw comes from rng, whose state the checkpoint keeps: a resumed run is the same run
+            loss = loss_fn(ae, src, tgt, torch.Generator().manual_seed(int(rng.integers(2**31))))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(ae.parameters(), 1.0)

@@ -1,0 +1,79 @@
+"""The source-guided codec (output at the source's size) and its resumable trainer, on tiny configs."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import build_tiny_parts, load_model, save_tiny_model
+from model.config import ModelConfig
+from model.guided_codec import GuidedAutoencoder, GuidedCodec
+from model.stylizer import StreamStylizer
+from tests.conftest import moving_frames, synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def guided_model(tmp_path_factory, text_encoder):
+    cfg = ModelConfig.named("tiny").replace(vae="guided", latent_channels=8, vae_stride=(1, 16, 16),
+                                            codec_widths=(4, 8, 8, 16), resolution=(64, 96), window_frames=4)
+    torch.manual_seed(0)
+    dit, ae = build_tiny_parts(cfg)
+    folder = save_tiny_model(tmp_path_factory.mktemp("guided") / "m", cfg, dit, ae, {"name": "guided-random"})
+    return load_model(folder, text_encoder=text_encoder)
+
+
+def test_codec_shapes_and_guides():
+    ae = GuidedAutoencoder(8, (4, 8, 8, 16))
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    z, guides = ae.features(x)
+    assert z.shape == (2, 8, 4, 6) and [g.shape[-1] for g in guides] == [48, 24, 12]
+    out = ae.decode(z, guides)
+    assert out.shape == x.shape and out.abs().max() <= 1
+    other = ae.decode(z, ae.guides(-x))
+    assert not torch.allclose(out, other), "the decoder uses the source's guide features"
+
+
+def test_decode_needs_its_chunk():
+    codec = GuidedCodec(GuidedAutoencoder(8, (4, 8, 8, 16)))
+    with pytest.raises(RuntimeError, match="call encode first"):
+        codec.decode(torch.zeros(1, 2, 8, 4, 6))
+
+
+@pytest.mark.parametrize("hw", [(72, 128), (50, 66)])
+def test_output_at_the_source_size(guided_model, hw):
+    s = StreamStylizer(guided_model, steps=2)
+    s.set_text("thermal camera")
+    frames = moving_frames(6, *hw)
+    out = s.push(frames) + s.flush()
+    assert len(out) == 6 and all(o.shape == (*hw, 3) for o in out)
+    grid = s.cache.grid
+    step = 32
+    assert grid == (-(-hw[0] // step), -(-hw[1] // step))
+
+
+def test_large_sources_are_shrunk_and_a_new_stream_takes_its_own_size(guided_model):
+    s = StreamStylizer(guided_model, steps=1)
+    s.set_reference(synthetic_photo(3, 90, 90))
+    big = [np.zeros((1080, 1920, 3), np.uint8)] * 2
+    assert s.push(big)[0].shape == (720, 1280, 3)
+    s.reset()
+    small = moving_frames(2, 40, 72)
+    assert s.push(small)[0].shape == (40, 72, 3), "reference re-encoded for the new grid"
+
+
+def test_codec_training_resumes_exactly(tmp_path, photo_dir):
+    from model.train import codec, data
+
+    ds = tmp_path / "ds"
+    data.build_dataset(ds, [photo_dir], n_train=4, n_val=2, frames=2, size=(64, 96), seed=0, styles=["thermal"])
+    args = dict(data_dir=ds, batch=2, crop=32, lr=1e-3, latent_channels=4, widths=(4, 4, 8, 8), seed=0,
+                save_every=2, n_threads=1)
+    whole = codec.train_codec(out=tmp_path / "a", steps=4, resume=False, **args)
+    codec.train_codec(out=tmp_path / "b", steps=2, resume=False, **args)
+    codec.train_codec(out=tmp_path / "b", steps=4, resume=True, **args)
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "a" / "codec.safetensors")), load_file(str(tmp_path / "b" / "codec.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    report = json.loads((tmp_path / "a" / "codec_report.json").read_text())
+    assert report["val_psnr_db"]["thermal"] > 5 and whole["steps"] == 4
