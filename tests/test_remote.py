@@ -468,3 +468,56 @@ def test_a_video_frame_is_released_at_its_marker_packet():
     assert got_plain[1] is None  # aiortc waits for the next frame to begin ...
     assert got_marked[0] is None and got_marked[1].timestamp == 3000 and got_marked[1].data == b"\0\1"
     assert got_marked[2].timestamp == 6000 and got_marked[2].data == b"\2"  # ... this one does not
+
+
+# ---------------------------------------------------------------------------------- the window
+@pytest.mark.slow
+def test_the_window_drives_a_remote_engine(qtbot, make_window, token_file, tmp_path):
+    """Settings ▸ Remote engine: the real window streams through a server, switches a reference style
+    (uploaded once), records what comes back, shows the round trip and the network's share, reports a
+    killed server in a banner, and goes back to this computer."""
+    from app.sources.video_file import VideoFileReader
+    from tests.helpers import applied, drop_files, wait_frames
+
+    srv = Server(token_file, free_port())
+    try:
+        w = make_window()
+        qtbot.waitUntil(lambda: w.model_info is not None, timeout=60000)
+        wait_frames(qtbot, w)
+        w.remote.connect_to(srv.url, TOKEN)
+        qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.remote == srv.url, timeout=60000)
+        assert w.status.device.text() == "Device: CPU · remote 127.0.0.1" and w.worker.stylizer is None
+        assert w.settings.get_json("remote/engine") == {"url": srv.url, "token": TOKEN, "on": True}
+        assert w.remote.local_action.isEnabled() and w.remote.hud.isVisible()
+        wait_frames(qtbot, w, 3)
+        assert w.stylized_view.frame.shape == (192, 320, 3)  # the server's model, at its own size
+        qtbot.waitUntil(lambda: "network" in w.remote.hud.text(), timeout=30000)
+        assert re.match(r"Remote: round trip \d+ ms · network \d+ ms \(\d+%\)", w.remote.hud.text())
+
+        img = tmp_path / "my style.png"
+        cv2.imwrite(str(img), np.random.default_rng(5).integers(0, 255, (90, 140, 3), dtype=np.uint8))
+        change = applied(qtbot, w.worker, lambda: drop_files(w, img))
+        assert change.kind == "reference" and change.ref_len > 0 and change.label == "my style"
+
+        out = tmp_path / "remote.mp4"
+        assert w.outputs.start_recording(out)
+        qtbot.waitUntil(lambda: w.outputs.recorder.frames_written >= 4, timeout=60000)
+        srv.proc.kill()  # the connection goes away mid-recording
+        qtbot.waitUntil(lambda: w.banners.text("remote") is not None, timeout=30000)
+        banner = w.banners.banners["remote"]
+        assert "What was recorded so far is kept" in banner.text
+        assert {"Reconnect now", "Use this computer"} <= set(banner.buttons)
+        w.outputs.stop_recording()
+        qtbot.waitUntil(lambda: w.outputs.last_recording is not None, timeout=30000)
+        assert w.outputs.last_recording.error is None
+        with VideoFileReader(out) as r:
+            assert sum(1 for _ in r.frames()) >= 4 and (r.width, r.height) == (320, 192)
+
+        banner.buttons["Use this computer"].click()
+        qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.remote is None, timeout=60000)
+        assert w.banners.text("remote") is None and not w.remote.hud.isVisible()
+        assert w.settings.get_json("remote/engine")["on"] is False
+        wait_frames(qtbot, w, 2)
+        assert w.worker.stylizer is not None and w.worker.style[1] == "my style"  # the style came along
+    finally:
+        srv.stop()

@@ -144,6 +144,10 @@ class RemoteEngine:
         self._thread = t if alive else None
         return not alive
 
+    def retry_now(self) -> None:
+        """Skip the rest of the back-off wait and try to connect again."""
+        self._call(self._wake_up)
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()

@@ -7,6 +7,7 @@ status bar. It builds the widgets and the controllers and wires them together; t
 - ``OutputController`` (output_controller.py): recording, screenshots, virtual camera
 - ``ExportFlow`` (export_flow.py): offline "Export file…"
 - ``LiveDisplay`` (live_display.py): paced display of the engine's frames, rates and latency
+- ``RemoteController`` (remote_controller.py): the engine on another machine, its connection and figures
 
 Frames go source -> EngineWorker -> LiveDisplay / outputs; the window never waits on the model.
 """
@@ -32,6 +33,7 @@ from .live_display import LiveDisplay
 from .output_controller import OutputController
 from .overlay import ExportPanel, ProgressOverlay
 from .prompt_box import PromptBox
+from .remote_controller import RemoteController
 from .settings import AppSettings
 from .source_controller import SourceController
 from .status_bar import StatusBar
@@ -75,6 +77,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.controls.load_from(self.settings)
         self.engine.apply_cli_overrides()
+        self.remote.restore()
         self.styles.load_gallery()
 
     # ================================================================================ build
@@ -143,13 +146,14 @@ class MainWindow(QMainWindow):
                                         lambda: self.sources.source, self.controls.record_layout, parent=self)
         self.exports = ExportFlow(self, w, s, b, self.export_panel, self.tasks, self.engine.applied_load_request,
                                   lambda: self.sources.info)
+        self.remote = RemoteController(self, w, s, b, self.status, self.engine.reload)
 
         w.framesReady.connect(self.display.add)
         self.display.status_timer.timeout.connect(self.outputs.update_status)
         self.engine.ready.connect(self._model_ready)
         self.engine.loadingChanged.connect(lambda loading: self.outputs.record_action.setEnabled(not loading))
         self.sources.opened.connect(lambda info: self.setWindowTitle(f"RTR Studio — {info.name}"))
-        for c in (self.engine, self.styles, self.outputs, self.exports):
+        for c in (self.engine, self.styles, self.outputs, self.exports, self.remote):
             c.message.connect(self.statusBar().showMessage)
         self.controls.layoutChanged.connect(lambda v: s.set("output/layout", v))
         self.controls.outputFolderChanged.connect(lambda v: s.set("output/folder", v))
@@ -185,6 +189,8 @@ class MainWindow(QMainWindow):
         sty.attach_menu(style_menu)
         self.settings_menu = self.menuBar().addMenu("S&ettings")
         self.settings_menu.addAction(self.engine.model_action)
+        self.settings_menu.addAction(self.remote.action)
+        self.settings_menu.addAction(self.remote.local_action)
         self.settings_menu.addAction(reset_action)
         self.addAction(src.play_action)
         self.addAction(sty.prompt_focus_action)
@@ -311,6 +317,7 @@ class MainWindow(QMainWindow):
         self.outputs.shutdown()
         self.exports.shutdown()
         self.sources.shutdown()
+        self.remote.shutdown()
         self.worker.stop()
         self.tasks.cancel_all()
         self.settings.sync()
