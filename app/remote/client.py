@@ -239,6 +239,7 @@ class RemoteEngine:
         s["connection"] = self.state
         s["reconnects"] = self.reconnects
         for key, values in (("rtt_ms", self._rtt), ("network_ms", self._network), ("server_ms", self._held)):
+            values = list(values)  # one step (the loop thread appends meanwhile)
             s[key] = float(np.median(values)) if values else None
         if s["network_ms"] is not None and s["server_ms"] is not None:
             s["round_trip_ms"] = s["network_ms"] + s["server_ms"]
