@@ -13,6 +13,12 @@ def make(random_model, **kw):
     return StreamStylizer(random_model, seed=kw.pop("seed", 0), **kw)
 
 
+def assert_pictures(frames) -> None:
+    """Real pictures, not a blank: an all-black (or flat) output fails, whatever its shape."""
+    for f in frames:
+        assert f.std() > 2.0 and 3.0 < f.mean() < 252.0, f"a flat frame (mean {f.mean():.1f}, std {f.std():.2f})"
+
+
 def test_push_buffers_to_chunks_and_flush_pads(random_model):
     s = make(random_model)
     s.set_text("ink wash painting")
@@ -24,6 +30,8 @@ def test_push_buffers_to_chunks_and_flush_pads(random_model):
     out += s.flush()
     assert len(out) == 5 and s.pending == 0
     assert all(o.shape == (64, 96, 3) and o.dtype == np.uint8 for o in out)
+    assert_pictures(out)
+    assert not np.array_equal(out[0], out[3])  # the frames follow the moving input
 
 
 def test_same_seed_same_output_and_reset_restarts(random_model):
@@ -82,6 +90,7 @@ def test_any_input_size_is_fitted(random_model):
     s.set_text("pixel art")
     out = s.push([moving_frames(1, 480, 270)[0], moving_frames(1, 30, 200)[0]])
     assert [o.shape for o in out] == [(64, 96, 3)] * 2
+    assert_pictures(out)
 
 
 def test_the_codec_runs_channels_last_and_matches_the_plain_autoencoder(random_model):

@@ -168,6 +168,8 @@ def test_dmd_model_streams(run, text_encoder):
     s.set_reference(moving_frames(1, 60, 90, seed=4)[0])
     ref_out = s.push(moving_frames(2, H, W, seed=5))
     assert len(ref_out) == 2 and all(o.shape == (H, W, 3) and o.dtype == np.uint8 for o in ref_out)
+    for f in out + ref_out:  # pictures, not a blank: an all-black output must fail
+        assert f.std() > 2.0 and 3.0 < f.mean() < 252.0, f"a flat frame (mean {f.mean():.1f}, std {f.std():.2f})"
 
 
 def _error(*args) -> str:
