@@ -154,7 +154,9 @@ def cmd_stylize(args) -> int:
                 signal.signal(signal.SIGINT, previous)
     except (VideoReadError, VideoWriteError, CheckpointError, StyleError, TextEncoderError, ValueError,
             RuntimeError) as e:
-        return _fail(str(e).splitlines()[0] if not isinstance(e, CheckpointError) else str(e))
+        msg = str(e).splitlines()[0] if not isinstance(e, CheckpointError) else str(e)
+        notes = "; ".join(getattr(e, "__notes__", ()))  # e.g. where the frames rendered before a failure are
+        return _fail(f"{msg}; {notes}" if notes else msg)
     except KeyboardInterrupt:
         return _fail("interrupted; the frames written so far were finalised")
     if result.cancelled:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .outputs.layout import Compositor, normalize_layout
-from .outputs.mp4 import Mp4Writer
+from .outputs.mp4 import Mp4Writer, VideoWriteError
 from .sources.video_file import VideoFileReader, VideoReadError
 from .styles import ScheduledStyle, StyleSpec
 
@@ -123,36 +123,42 @@ def render_file(stylizer, source: str | Path, output: str | Path, style: StyleSp
             writer.write(compositor.compose(out, src), timestamp=t, media_time=t)
             n_out += 1
 
-    with writer:
-        try:
+    try:
+        with writer:
             try:
-                for t, frame in reader.frames():
-                    if max_frames and n_in >= max_frames:
-                        break
-                    if should_cancel and should_cancel():
-                        cancelled = True
-                        break
-                    if t is None:
-                        t = n_in / fps
-                    if first_t is None:
-                        first_t = t
-                    last_t = t
-                    for spec in schedule.due(n_in, t - first_t):
-                        emit(stylizer.flush())  # finish the frames before the switch with the old style
-                        spec.apply(stylizer)
-                    pending.append((t, frame if keep_source else None))
-                    emit(stylizer.push(frame))
-                    n_in += 1
-                    if progress:
-                        progress(n_in, total)
-            except VideoReadError as e:  # corrupt from some point on: keep what came before, report it
-                if n_in == 0:
-                    raise
-                input_error = str(e)
-            if not cancelled:
-                emit(stylizer.flush())
-        finally:
-            reader.close()
+                try:
+                    for t, frame in reader.frames():
+                        if max_frames and n_in >= max_frames:
+                            break
+                        if should_cancel and should_cancel():
+                            cancelled = True
+                            break
+                        if t is None:
+                            t = n_in / fps
+                        if first_t is None:
+                            first_t = t
+                        last_t = t
+                        for spec in schedule.due(n_in, t - first_t):
+                            emit(stylizer.flush())  # finish the frames before the switch with the old style
+                            spec.apply(stylizer)
+                        pending.append((t, frame if keep_source else None))
+                        emit(stylizer.push(frame))
+                        n_in += 1
+                        if progress:
+                            progress(n_in, total)
+                except VideoReadError as e:  # corrupt from some point on: keep what came before, report it
+                    if n_in == 0:
+                        raise
+                    input_error = str(e)
+                if not cancelled:
+                    emit(stylizer.flush())
+            finally:
+                reader.close()
+    except Exception as e:  # what was rendered is kept (an existing output is not replaced): say where
+        kept = writer.final_path
+        if kept is not None and not isinstance(e, VideoWriteError):
+            e.add_note(f"the {n_out} frames rendered before it are in {kept}")
+        raise
     if n_in == 0 and not cancelled:  # no frame reached the writer: no file was created, none replaced
         raise VideoReadError(f"{Path(source).name} has no decodable frames")
     if not cancelled and progress and total != n_in:

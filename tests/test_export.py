@@ -385,3 +385,32 @@ def test_app_export_refuses_its_source_as_the_output(qapp, sample_video, random_
         assert controller.last_result is None and len(failed) == 1
         assert "is the source video" in failed[0] and "\n" not in failed[0]
         assert sample_video.read_bytes() == before
+
+
+def test_render_failing_midway_keeps_an_existing_output_and_says_where_the_frames_are(stylizer, sample_video,
+                                                                                   tmp_path):
+    from app.render import render_file
+    from app.styles import StyleSpec
+    from model.stylizer import StyleError
+
+    class FailsAtFrame:
+        def __init__(self, inner, at):
+            self.inner, self.at, self.n = inner, at, 0
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def push(self, frame):
+            self.n += 1
+            if self.n > self.at:
+                raise StyleError("the style could not be applied")
+            return self.inner.push(frame)
+
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the finished render of yesterday")
+    with pytest.raises(StyleError) as info:
+        render_file(FailsAtFrame(stylizer, 12), sample_video, out, StyleSpec("ink"))
+    assert out.read_bytes() == b"the finished render of yesterday"
+    kept, = tmp_path.glob("out.*.partial.mp4")
+    assert info.value.__notes__ == [f"the 12 frames rendered before it are in {kept}"]
+    assert len(read_video(kept)[0]) == 12
