@@ -1,7 +1,8 @@
 """Test helpers: deterministic footage, a model-free stand-in stylizer, and the window's test drivers.
 
 ``FakeStylizer`` satisfies ``model.protocols.Stylizer`` without a network: a chunk comes back as soon
-as it is complete, each frame the inverse of its source (so a test can tell output from input). It is
+as it is complete, each frame a fixed function of its source and of the kind of style (``fake_render``:
+a test can tell output from input, and one style from another). It is
 for tests about the window and the engine's plumbing; what the model does is tested on real small
 models elsewhere.
 """
@@ -41,6 +42,11 @@ def synthetic_photo(seed: int, h: int = 150, w: int = 220) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ fake stylizer
+def fake_render(source: np.ndarray, kind: str) -> np.ndarray:
+    """What FakeStylizer makes of a frame: the inverse for a text style, a dim copy for a reference."""
+    return 255 - source if kind == "text" else source // 2
+
+
 @dataclass
 class FakeModel:
     config: ModelConfig
@@ -163,7 +169,7 @@ class FakeStylizer:
                 self.pushed += 1
             while len(self._pending) >= self._chunk:
                 chunk, self._pending = self._pending[:self._chunk], self._pending[self._chunk:]
-                out += [255 - f for f in chunk]
+                out += [fake_render(f, self.style.kind) for f in chunk]
                 self.times.chunks += 1
                 self.times.frames += len(chunk)
                 nxt = (self.cache._frames[-1] + 1) if self.cache._frames else 0
@@ -173,7 +179,7 @@ class FakeStylizer:
     def flush(self) -> list[np.ndarray]:
         with self._lock:
             real, self._pending = self._pending, []
-        return [255 - f for f in real]
+        return [fake_render(f, self.style.kind) for f in real]
 
     def reset(self) -> None:
         with self._lock:

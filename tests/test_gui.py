@@ -22,8 +22,6 @@ from model.speed import SpeedRequest
 from model.style import StyleSpec
 from tests.helpers import WAIT, applied, drop_files, wait_frames
 
-pytestmark = pytest.mark.slow  # real model, real threads: a few seconds each
-
 
 def test_window_stylizes_and_switches_styles(qtbot, make_window, tmp_path):
     w = make_window()

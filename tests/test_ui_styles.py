@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from model.style import StyleSpec
-from tests.helpers import WAIT, applied
+from tests.helpers import WAIT, applied, fake_render, wait_frames
 
 
 def image(path, seed=0, size=(70, 110)):
@@ -96,3 +96,36 @@ def test_the_last_style_comes_back_and_a_vanished_one_falls_back(qtbot, make_win
     assert "ref.png" in failed.args[0]
     qtbot.waitUntil(lambda: w2.styles.current.label == "Ink wash", timeout=WAIT)  # the first preset instead
     assert w2.settings.last_style == {"kind": "preset", "key": "preset:Ink wash"}
+
+
+def test_a_style_switch_cross_fades_in_the_view_when_asked(qtbot, window):
+    """Through the public controls only: with a 1 s cross-fade the first frames of the new style are
+    still mixed with the old output and the mix moves to the new style; with it off, the first frame is
+    the new style already."""
+    w = window
+    wait_frames(qtbot, w, 2)  # something on screen to fade from
+    shown = []
+    w.display.shown.connect(shown.append)
+
+    def off_new_style(f, kind):  # 0: exactly the new style's rendering of this frame's source
+        return float(np.abs(f.image.astype(np.float32) - fake_render(f.source, kind)).mean())
+
+    w.controls.set_crossfade(1000)
+    qtbot.waitUntil(lambda: w.worker.crossfade_s == 1.0, timeout=WAIT)
+    change = applied(qtbot, w.worker, lambda: w.styles.select_preset(2))  # text -> reference image
+
+    def after() -> list[float]:
+        return [off_new_style(f, "reference") for f in shown if f.style_serial == change.serial]
+
+    qtbot.waitUntil(lambda: 0.0 in after(), timeout=WAIT)
+    d = after()
+    fading = d[:d.index(0.0)]
+    assert len(fading) >= 3 and fading[0] > 20, d  # spread over frames, starting far from the new style
+    assert fading[-1] < fading[0]
+
+    w.controls.set_crossfade(0)
+    qtbot.waitUntil(lambda: w.worker.crossfade_s == 0.0, timeout=WAIT)
+    change = applied(qtbot, w.worker, lambda: w.styles.select_preset(0))  # back to text, no fade
+    qtbot.waitUntil(lambda: any(f.style_serial == change.serial for f in shown), timeout=WAIT)
+    first = next(f for f in shown if f.style_serial == change.serial)
+    assert off_new_style(first, "text") == 0.0
