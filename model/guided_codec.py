@@ -33,11 +33,11 @@ class _Down(nn.Module):
 
 
 class _Up(nn.Module):
-    """Upsample, then fuse with the guide features of that scale."""
+    """Upsample, fuse with the guide features of that scale (1x1: cheap at full size), then one 3x3."""
 
     def __init__(self, cin: int, cguide: int, cout: int):
         super().__init__()
-        self.fuse = _conv(cin + cguide, cout)
+        self.fuse = _conv(cin + cguide, cout, 1)
         self.conv = _conv(cout, cout)
 
     def forward(self, x, guide):

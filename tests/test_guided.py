@@ -54,8 +54,8 @@ def test_output_at_the_source_size(guided_model, hw):
 def test_large_sources_are_shrunk_and_a_new_stream_takes_its_own_size(guided_model):
     s = StreamStylizer(guided_model, steps=1)
     s.set_reference(synthetic_photo(3, 90, 90))
-    big = [np.zeros((1080, 1920, 3), np.uint8)] * 2
-    assert s.push(big)[0].shape == (720, 1280, 3)
+    assert s._guided_frame(np.zeros((1080, 1920, 3), np.uint8)).shape == (720, 1280, 3)
+    assert s.cache.grid == (23, 40), "the token grid follows the shrunk size (736x1280 / 32)"
     s.reset()
     small = moving_frames(2, 40, 72)
     assert s.push(small)[0].shape == (40, 72, 3), "reference re-encoded for the new grid"

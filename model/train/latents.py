@@ -62,17 +62,35 @@ def build_latents(data_dir: Path, vae_path: Path, out: Path, split: str = "train
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="main.py train latents")
     ap.add_argument("--data", required=True, type=Path)
-    ap.add_argument("--vae", required=True, type=Path, help="vae.safetensors from `train vae`")
+    ap.add_argument("--vae", type=Path, help="vae.safetensors from `train vae` (data sets without stored targets)")
     ap.add_argument("--out", required=True, type=Path, help="output .npz")
     ap.add_argument("--split", default="train")
     ap.add_argument("--max-clips", type=int, default=300)
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--config", help="config name or JSON path of the codec in --vae (data sets with stored targets, "
+                                      "e.g. tiny-guided with `train codec`'s codec.safetensors)")
+    ap.add_argument("--styles", help="with stored targets: comma-separated styles to keep (reference for reference clips)")
     a = ap.parse_args(argv)
     require_file(a.data / "manifest.json", "data set manifest", "data")
-    require_file(a.vae, "autoencoder weights", "vae")
-    if not any(e["split"] == a.split for e in load_manifest(a.data)["clips"]):
+    if a.vae is None:
+        fail("--vae is required (the autoencoder or codec weights that encode the clips)")
+    require_file(a.vae, "autoencoder weights", "vae or codec")
+    man = load_manifest(a.data)
+    if not any(e["split"] == a.split for e in man["clips"]):
         fail(f"the data set {a.data} has no {a.split!r} clips")
+    if any("target" in e for e in man["clips"]):  # data set v2: stored targets, one style per clip
+        from ..config import ConfigError, ModelConfig
+        from .styled_latents import build_styled_latents
+
+        try:
+            name = a.config or "tiny-guided"
+            cfg = ModelConfig.load(name) if Path(name).exists() else ModelConfig.named(name)
+            build_styled_latents(a.data, cfg, a.vae, a.out, a.split, a.max_clips, a.frames,
+                                 a.styles.split(",") if a.styles else None)
+        except (ConfigError, CheckpointError, ValueError, KeyError) as e:
+            fail(" ".join(str(e).split()))
+        return 0
     try:
         build_latents(a.data, a.vae, a.out, a.split, a.max_clips, a.frames, workers=a.workers)
     except CheckpointError as e:

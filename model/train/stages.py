@@ -30,6 +30,20 @@ from .common import Dist, Log, fail, require_file, require_model_folder, unwrap,
 from .styles import STYLES
 
 
+def latent_pairs(path: Path, frames: int, crop: tuple[int, int], p_text: float, seed: int, device):
+    """The batches of a `train latents` file in either format (every style per clip, or stored targets)."""
+    from .styled_latents import FORMAT, StyledLatentPairs
+
+    try:
+        d = np.load(path)
+        fmt = str(d["format"]) if "format" in d else None
+    except (OSError, ValueError, TypeError) as e:  # not an .npz at all
+        raise ValueError(f"{path} is not a `train latents` file ({e})") from None
+    if fmt == FORMAT:
+        return StyledLatentPairs(d, frames, crop, p_text, seed, device)
+    return LatentPairs(path, frames, crop, p_text, seed, device)
+
+
 class LatentPairs:
     """Random training batches from the encoded data set: crops of ``frames`` consecutive latent frames."""
 
@@ -119,16 +133,25 @@ def teacher_step(dit, b, device):
     return F.mse_loss(v, noise - x0)
 
 
-def student_step(dit, b, sched: FlowSchedule, chunk: int, gen: np.random.Generator, device):
-    """Causal student on the fixed timestep list: chunk k is noisy, chunks < k are clean context."""
+def student_step(dit, b, sched: FlowSchedule, chunk: int, gen: np.random.Generator, device, sdedit: bool = False):
+    """Causal student on the fixed timestep list: chunk k is noisy, chunks < k are clean context.
+
+    With ``sdedit`` the first step starts, as the stylizer does with a strength below 1, from the noised
+    *source* latent, so the student learns the residual from source to target instead of a target
+    from noise (which regresses to the mean and blurs)."""
     x0, src = b["target"], b["source"]
     bsz, f = x0.shape[:2]
     k = int(gen.integers(f // chunk))
     a, e = k * chunk, (k + 1) * chunk
-    sig = torch.tensor(sched.sigmas, device=device)[torch.from_numpy(gen.integers(len(sched.sigmas), size=bsz))]
+    idx = torch.from_numpy(gen.integers(len(sched.sigmas), size=bsz))
+    sig = torch.tensor(sched.sigmas, device=device)[idx]
     s = sig.view(-1, 1, 1, 1, 1)
     noise = torch.randn_like(x0[:, a:e])
-    xt = (1 - s) * x0[:, a:e] + s * noise
+    start = x0[:, a:e]
+    if sdedit:
+        first = (idx == 0).to(device).view(-1, 1, 1, 1, 1)
+        start = torch.where(first, src[:, a:e], start)
+    xt = (1 - s) * start + s * noise
     inp = torch.cat([x0[:, :a], xt], 1)
     t = torch.cat([torch.zeros(bsz, a, device=device), (sig * 1000)[:, None].expand(bsz, chunk)], 1)
     v = dit(inp, src[:, :e], t, b["context"], b["ref"], causal=True)[:, a:e]
@@ -194,8 +217,8 @@ def run_stage(stage: str, a) -> int:
         if stage == "teacher":
             cfg = (ModelConfig.load(a.config) if a.config and Path(a.config).exists()
                    else ModelConfig.named(a.config or "tiny"))
-            if cfg.vae != "tiny":
-                raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; these stages train tiny models only")
+            if cfg.vae not in ("tiny", "guided"):
+                raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; these stages train CPU-sized models only")
             dit, ae = build_tiny_parts(cfg)
             vae_path = Path(a.vae)
             try:  # the autoencoder must match the config's latent channels
@@ -211,7 +234,7 @@ def run_stage(stage: str, a) -> int:
         if stage != "teacher" and a.frames % cfg.chunk_frames:
             raise ValueError(f"--frames {a.frames} must be a multiple of the config's chunk_frames {cfg.chunk_frames}")
         sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
-        pairs = LatentPairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
+        pairs = latent_pairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
         if stage == "dmd":
             _, real = _load_dit(Path(a.teacher))
     except (ConfigError, CheckpointError, ValueError) as e:
@@ -236,7 +259,7 @@ def run_stage(stage: str, a) -> int:
             loss = teacher_step(model, b, device)
             vals = {"loss": loss.item()}
         elif stage == "student":
-            loss = student_step(model, b, sched, cfg.chunk_frames, gen, device)
+            loss = student_step(model, b, sched, cfg.chunk_frames, gen, device, a.sdedit)
             vals = {"loss": loss.item()}
         else:
             out = rollout(model, b, sched, cfg.chunk_frames)
@@ -260,12 +283,18 @@ def run_stage(stage: str, a) -> int:
                                      "crop": list(a.crop), "p_text": a.p_text, "seconds": round(log.seconds),
                                      "world_size": d.world, "device": str(device), "history": log.history[-4:],
                                      **({"regression_weight": a.regression, "lr_fake": a.lr_fake}
-                                        if stage == "dmd" else {})}}}
+                                        if stage == "dmd" else {}),
+                                     **({"sdedit": True} if getattr(a, "sdedit", False) else {})}}}
+        if getattr(a, "sdedit", False):  # the stylizer starts from the noised source at the first step's level
+            card["default_strength"] = round(float(sched.sigmas[0]), 4)
         src_card = Path(a.init) / "model_card.json" if stage != "teacher" else None
         if src_card and src_card.exists():
             import json
 
-            prev = json.loads(src_card.read_text()).get("training", {})
+            prev_card = json.loads(src_card.read_text())
+            if "default_strength" in prev_card and "default_strength" not in card:
+                card["default_strength"] = prev_card["default_strength"]
+            prev = prev_card.get("training", {})
             key, n = stage, 2
             while key in prev:  # a stage run again (e.g. a second student run) keeps the earlier runs
                 key, n = f"{stage}-{n}", n + 1
@@ -298,6 +327,10 @@ def main(stage: str, argv=None) -> int:
     ap.add_argument("--crop", type=int, nargs=2, default=(12, 20), metavar=("H", "W"), help="latent crop")
     ap.add_argument("--p-text", type=float, default=0.7, help="fraction of text-guided batches")
     ap.add_argument("--steps-list", help="denoising timesteps for the student, e.g. 1000,500")
+    if stage == "student":
+        ap.add_argument("--sdedit", action="store_true",
+                        help="first step from the noised source latent (the model then streams with strength "
+                             "= the first step's noise level, recorded as the card's default_strength)")
     ap.add_argument("--shift", type=float, default=1.0)
     ap.add_argument("--name")
     ap.add_argument("--seed", type=int, default=0)
