@@ -166,7 +166,7 @@ def test_bad_input_catalogue(setting, changes, expected, capsys):
     assert after == before, "a refused command must leave every file as it was"
 
 
-def test_a_long_prompt_is_never_echoed_in_full(sample_video, tmp_path, capsys):
+def test_a_long_prompt_is_never_echoed_in_full(sample_video, tmp_path, capsys, one_torch_thread):
     """A 100,000-character prompt is matched to a trained style and the note names it by an excerpt."""
     out = tmp_path / "o.mp4"
     rc, err = run_cli(["stylize", str(sample_video), "-o", str(out), "--style", "ink wash " + LONG_PROMPT,

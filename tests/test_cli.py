@@ -82,10 +82,10 @@ def truncated_sample(tmp_path, fraction=0.3):
     return path
 
 
-def test_truncated_input_is_reported_and_fails_unless_allowed(random_model_dir, tmp_path, capsys):
+def test_truncated_input_is_reported_and_fails_unless_allowed(random_model_dir, tmp_path, capsys, one_torch_thread):
     from app.cli import main
 
-    cut = truncated_sample(tmp_path)
+    cut = truncated_sample(tmp_path, 0.2)
     out = tmp_path / "out.mp4"
     args = ["stylize", str(cut), "-o", str(out), "--style", "ink", "--model", str(random_model_dir), "-q"]
     rc = main(args)

@@ -388,7 +388,7 @@ def test_app_export_refuses_its_source_as_the_output(qapp, sample_video, random_
 
 
 def test_render_failing_midway_keeps_an_existing_output_and_says_where_the_frames_are(stylizer, sample_video,
-                                                                                   tmp_path):
+                                                                                   tmp_path, one_torch_thread):
     from app.render import render_file
     from app.styles import StyleSpec
     from model.stylizer import StyleError
