@@ -253,6 +253,8 @@ def main(argv=None) -> int:
     ap.add_argument("--prepare", action="store_true",
                     help="with --sources: first unpack the packages the data card lists as unpacked (apt-get download, "
                          "pip download), by name")
+    ap.add_argument("--report", action="store_true",
+                    help="print what the data card's pools hold (counts per source, face share) and stop")
     ap.add_argument("--styles", default=None,
                     help="comma-separated target styles: all, filters, painterly or names (default: no stored "
                          "targets; the filters are recomputed by later stages)")
@@ -262,6 +264,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="processes")
     a = ap.parse_args(argv)
     t0 = time.perf_counter()
+    if a.report:
+        print(json.dumps(pool.pool_report(), indent=1))
+        return 0
     if a.prepare:
         pool.prepare_sources(pool.load_sources("photos") + pool.load_sources("styles"))
     try:

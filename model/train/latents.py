@@ -70,7 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--config", help="config name or JSON path of the codec in --vae (data sets with stored targets, "
                                       "e.g. tiny-guided with `train codec`'s codec.safetensors)")
-    ap.add_argument("--styles", help="with stored targets: comma-separated styles to keep (reference for reference clips)")
+    ap.add_argument("--styles",
+                    help="with stored targets: comma-separated styles to keep (reference for reference clips)")
     a = ap.parse_args(argv)
     require_file(a.data / "manifest.json", "data set manifest", "data")
     if a.vae is None:

@@ -234,8 +234,12 @@ def find_images(sources: list[Source], min_side: int) -> tuple[list[tuple[str, P
             seen.add(digest)
             found[f"{src.package}:{_rel(p, src)}"] = p
             kept += 1
-        report[src.package] = {"files": len(files), "kept": kept, "licence": src.licence, "content": src.content,
-                               "manager": src.manager}
+        row = report.setdefault(src.package, {"files": 0, "kept": 0, "licence": src.licence, "content": src.content,
+                                              "manager": src.manager})
+        row["files"] += len(files)  # a package may be listed as several sources (e.g. one per content)
+        row["kept"] += kept
+        if src.content not in row["content"].split(", "):
+            row["content"] += ", " + src.content
     if not found:
         raise FileNotFoundError(f"no images found for {', '.join(s.package for s in sources)} "
                                 f"(install: {install_command(sources)})")
@@ -266,3 +270,21 @@ def find_photos_in(dirs) -> list[tuple[str, Path]]:
     if not found:
         raise FileNotFoundError(f"no images ({'/'.join(IMAGE_EXTS)}) found in {', '.join(map(str, dirs))}")
     return sorted(found.items())
+
+
+def pool_report() -> dict:
+    """What the data card's pools hold: per source and in total, and photographs by what their source
+    shows (people, indoor, outdoor, objects, animals, mixed)."""
+    photos, per_source = find_images(load_sources("photos"), MIN_PHOTO_SIDE)
+    styles, style_sources = find_images(load_sources("styles"), MIN_STYLE_SIDE)
+    train, val = split_photos(photos)
+    report = {"photographs": len(photos), "photographs_held_out": len(val), "style_images": len(styles),
+              "style_images_held_out": len(split_photos(styles)[1]), "photo_sources": per_source,
+              "style_sources": style_sources}
+    by_content: dict[str, int] = {}
+    kept = {p for _, p in photos}
+    for s in load_sources("photos"):  # content is recorded per source
+        n = len(kept & set(s.files()))
+        by_content[s.content] = by_content.get(s.content, 0) + n
+    report["photographs_by_content"] = by_content
+    return report

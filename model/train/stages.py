@@ -213,12 +213,14 @@ def run_stage(stage: str, a) -> int:
     torch.manual_seed(a.seed + d.rank)
     gen = np.random.default_rng(a.seed + 1000 * d.rank)
     device = d.device
+    fresh = stage == "teacher" or (stage == "student" and a.init is None)  # a student may start from scratch
     try:  # everything read from disk is checked before the first step: a bad input is a one-line error
-        if stage == "teacher":
+        if fresh:
             cfg = (ModelConfig.load(a.config) if a.config and Path(a.config).exists()
                    else ModelConfig.named(a.config or "tiny"))
             if cfg.vae not in ("tiny", "guided"):
-                raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; these stages train CPU-sized models only")
+                raise ConfigError(f"config {cfg.name!r} uses the {cfg.vae!r} VAE; "
+                                  "these stages train CPU-sized models only")
             dit, ae = build_tiny_parts(cfg)
             vae_path = Path(a.vae)
             try:  # the autoencoder must match the config's latent channels
@@ -287,7 +289,7 @@ def run_stage(stage: str, a) -> int:
                                      **({"sdedit": True} if getattr(a, "sdedit", False) else {})}}}
         if getattr(a, "sdedit", False):  # the stylizer starts from the noised source at the first step's level
             card["default_strength"] = round(float(sched.sigmas[0]), 4)
-        src_card = Path(a.init) / "model_card.json" if stage != "teacher" else None
+        src_card = Path(a.init) / "model_card.json" if not fresh else None
         if src_card and src_card.exists():
             import json
 
@@ -313,6 +315,10 @@ def main(stage: str, argv=None) -> int:
     if stage == "teacher":
         ap.add_argument("--config", default="tiny", help="config name or JSON path")
         ap.add_argument("--vae", required=True, type=Path, help="vae.safetensors from `train vae`")
+    elif stage == "student":
+        ap.add_argument("--init", type=Path, help="model folder to start from (a teacher); or --config and --vae")
+        ap.add_argument("--config", default="tiny", help="with no --init: config name or JSON path of a fresh DiT")
+        ap.add_argument("--vae", type=Path, help="with no --init: the autoencoder or codec weights")
     else:
         ap.add_argument("--init", required=True, type=Path, help="model folder to start from (teacher / student)")
     if stage == "dmd":
@@ -338,8 +344,10 @@ def main(stage: str, argv=None) -> int:
     ap.add_argument("--save-every", type=int, default=0)
     a = ap.parse_args(argv)
     require_file(a.latents, "latents", "latents")
-    if stage == "teacher":
-        require_file(a.vae, "autoencoder weights", "vae")
+    if stage == "teacher" or (stage == "student" and a.init is None):
+        if a.vae is None:
+            fail("--vae is required to start a student from scratch (or give --init)")
+        require_file(a.vae, "autoencoder weights", "vae or codec")
     else:
         require_model_folder(a.init, "--init model", {"student": "teacher", "dmd": "student"}[stage])
     if stage == "dmd":

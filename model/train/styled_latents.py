@@ -67,7 +67,8 @@ def build_styled_latents(data_dir: Path, config: ModelConfig, weights: Path, out
     enc = MiniLMEncoder()
     prompts = [list(get_any_style(n).prompts) for n in names]
     p = min(len(x) for x in prompts) if prompts else 1
-    prompt_emb = torch.stack([enc.embed(x[:p]) for x in prompts]).numpy() if prompts else np.zeros((0, p, 384), np.float32)
+    prompt_emb = (torch.stack([enc.embed(x[:p]) for x in prompts]).numpy() if prompts
+                  else np.zeros((0, p, 384), np.float32))
     ref_prompt = enc.embed([config.reference_prompt]).numpy()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +103,8 @@ class StyledLatentPairs:
 
     def vocabulary(self) -> dict:
         p = self.prompt_emb.shape[1]
-        return {n: {"title": get_any_style(n).title, "prompts": list(get_any_style(n).prompts[:p])} for n in self.styles}
+        return {n: {"title": get_any_style(n).title, "prompts": list(get_any_style(n).prompts[:p])}
+                for n in self.styles}
 
     def batch(self, size: int) -> dict:
         g = self.g
