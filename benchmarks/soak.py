@@ -84,20 +84,11 @@ def count_frames(path: Path) -> tuple[int, float]:
     return n, last
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(args) -> dict:
     import torch
 
     from app.outputs.recorder import Recorder
+    from benchmarks.stream_bench import device_name
     from model.stylizer import StreamStylizer, load_image
 
     torch.set_num_threads(args.threads)
@@ -179,7 +170,8 @@ def run(args) -> dict:
         "name": Path(args.out).stem if args.out else "soak",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": "python -m benchmarks.soak " + " ".join(sys.argv[1:]),
-        "device": {"type": "cpu", "name": cpu_name(), "cores": os.cpu_count(), "threads": args.threads,
+        "device": {"type": "cpu", "name": device_name(torch.device("cpu")), "cores": os.cpu_count(),
+                   "threads": args.threads,
                    "torch": torch.__version__, "python": platform.python_version(),
                    "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "config": {"model": stylizer.model.name, "model_config": stylizer.cfg.name,

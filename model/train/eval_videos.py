@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from .make_resources import RESOURCES, write_mp4
+from .video_eval import read_video
 
 
 @dataclass(frozen=True)
@@ -46,21 +47,6 @@ CLIPS = (
 )
 
 
-def read_frames(path: str, n: int) -> tuple[list[np.ndarray], float]:
-    cap = cv2.VideoCapture(path)
-    if not cap.isOpened():
-        raise FileNotFoundError(f"cannot open {path}")
-    fps = cap.get(cv2.CAP_PROP_FPS) or 24.0
-    frames = []
-    while len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-    cap.release()
-    return frames, fps
-
-
 def _even_size(h: int, w: int, short: int = 360) -> tuple[int, int]:
     f = min(1.0, short / min(h, w))
     return max(2, int(round(h * f / 2)) * 2), max(2, int(round(w * f / 2)) * 2)
@@ -70,7 +56,7 @@ def bundle(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written, credits = [], []
     for c in CLIPS:
-        frames, fps = read_frames(c.path, c.frames)
+        frames, fps = read_video(Path(c.path), c.frames)
         h, w = _even_size(*frames[0].shape[:2])
         frames = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in frames])
         path = out / f"{c.name}.mp4"
