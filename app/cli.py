@@ -105,7 +105,7 @@ def cmd_stylize(args) -> int:
     from model.stylizer import StyleError
     from model.text import TextEncoderError
 
-    from .outputs.mp4 import VideoWriteError
+    from .outputs.write_errors import VideoWriteError
     from .render import render_file
     from .sources.video_file import VideoReadError
 

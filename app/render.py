@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Callable
 
 from .outputs.layout import Compositor, normalize_layout
-from .outputs.mp4 import Mp4Writer, VideoWriteError
+from .outputs.mp4 import Mp4Writer
+from .outputs.write_errors import VideoWriteError
 from .sources.video_file import VideoFileReader, VideoReadError
 from .styles import ScheduledStyle, StyleSpec
 

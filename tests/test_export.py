@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from app.outputs.layout import Compositor, even, fit_size, letterbox, normalize_layout
-from app.outputs.mp4 import Mp4Writer, VideoWriteError, probe_saved
+from app.outputs.mp4 import Mp4Writer
+from app.outputs.write_errors import VideoWriteError, probe_saved
 from tests.helpers import moving_frames
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from app.outputs import mp4
-from app.outputs.mp4 import VideoWriteError, probe_saved
 from app.outputs.recorder import Recorder, RecordingSummary
+from app.outputs.write_errors import VideoWriteError, probe_saved
 from tests.helpers import ROOT, moving_frames
 from tests.test_export import QuotaFile, beep_onsets, make_clip, read_audio, read_video
 

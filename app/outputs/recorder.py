@@ -31,9 +31,11 @@ from typing import Callable
 
 import numpy as np
 
+from .audio_passthrough import AudioPassthrough, AudioUnavailable
 from .layout import Compositor, check_frame, normalize_layout
-from .mp4 import AudioPassthrough, AudioUnavailable, Mp4Writer, VideoWriteError
+from .mp4 import Mp4Writer
 from .output_path import OutputPathError, check_output
+from .write_errors import VideoWriteError
 
 
 @dataclass
