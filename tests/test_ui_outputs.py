@@ -37,6 +37,15 @@ def test_recording_writes_the_engine_frames_then_stops_cleanly(qtbot, window, tm
     assert "Saved" in w.statusBar().currentMessage()
 
 
+def test_a_recording_onto_the_silent_source_file_is_refused_and_the_source_is_intact(window, sample_video):
+    w, out = window, window.outputs
+    before = sample_video.read_bytes()
+    assert not out.start_recording(sample_video)  # the clip has no audio: it is protected all the same
+    assert out.recorder is None and not out.record_action.isChecked()
+    assert "is the source video" in w.banners.text("record")
+    assert sample_video.read_bytes() == before
+
+
 def test_the_record_action_records_side_by_side_into_the_output_folder(qtbot, window, tmp_path):
     w, out = window, window.outputs
     w.controls.set_record_layout("side_by_side")

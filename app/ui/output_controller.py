@@ -95,12 +95,14 @@ class OutputController(QObject):
                 return False
         source = self._source()
         fps = source.nominal_fps if source is not None else 30.0
-        audio = None
-        if isinstance(source, FileSource) and source.has_audio:
-            audio = (str(source.path), 0.0)  # the file's sound, aligned by each frame's position
+        audio, inputs = None, []
+        if isinstance(source, FileSource):
+            inputs = [("the source video", source.path)]  # never recorded over, with or without sound
+            if source.has_audio:
+                audio = (str(source.path), 0.0)  # the file's sound, aligned by each frame's position
         try:
             rec = Recorder(path, layout=self._layout(), fps_hint=fps, audio_source=audio,
-                           on_error=self.recorderError.emit)
+                           on_error=self.recorderError.emit, inputs=inputs)
             rec.start()
         except Exception as e:
             self.banners.show_message("record", f"Cannot start recording to {path}: {e}")
