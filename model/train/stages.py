@@ -30,7 +30,8 @@ from .common import Dist, Log, fail, require_file, require_model_folder, unwrap,
 from .styles import STYLES
 
 
-def latent_pairs(path: Path, frames: int, crop: tuple[int, int], p_text: float, seed: int, device):
+def latent_pairs(path: Path, frames: int, crop: tuple[int, int], p_text: float, seed: int, device,
+                 styles: list[str] | None = None):
     """The batches of a `train latents` file in either format (every style per clip, or stored targets)."""
     from .styled_latents import FORMAT, StyledLatentPairs
 
@@ -40,7 +41,9 @@ def latent_pairs(path: Path, frames: int, crop: tuple[int, int], p_text: float, 
     except (OSError, ValueError, TypeError) as e:  # not an .npz at all
         raise ValueError(f"{path} is not a `train latents` file ({e})") from None
     if fmt == FORMAT:
-        return StyledLatentPairs(d, frames, crop, p_text, seed, device)
+        return StyledLatentPairs(d, frames, crop, p_text, seed, device, styles)
+    if styles:
+        raise ValueError("--styles needs latents of a data set with stored targets (`train latents --config ...`)")
     return LatentPairs(path, frames, crop, p_text, seed, device)
 
 
@@ -236,7 +239,8 @@ def run_stage(stage: str, a) -> int:
         if stage != "teacher" and a.frames % cfg.chunk_frames:
             raise ValueError(f"--frames {a.frames} must be a multiple of the config's chunk_frames {cfg.chunk_frames}")
         sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
-        pairs = latent_pairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device)
+        pairs = latent_pairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device,
+                             a.styles.split(",") if a.styles else None)
         if stage == "dmd":
             _, real = _load_dit(Path(a.teacher))
     except (ConfigError, CheckpointError, ValueError) as e:
@@ -278,7 +282,10 @@ def run_stage(stage: str, a) -> int:
         opt.step()
         log.step(i, **vals)
         if d.main and a.save_every and (i + 1) % a.save_every == 0 and i + 1 < a.steps:
-            _save(Path(a.out), cfg, unwrap(model), vae_path, {"stage": stage, "steps_done": i + 1}, pairs)
+            partial = {"stage": stage, "steps_done": i + 1}
+            if getattr(a, "sdedit", False):
+                partial["default_strength"] = round(float(sched.sigmas[0]), 4)
+            _save(Path(a.out), cfg, unwrap(model), vae_path, partial, pairs)
     if d.main:
         card = {"name": a.name or f"tiny-{stage}", "trained": True, "stage": stage, "causal": stage != "teacher",
                 "training": {stage: {"steps": a.steps, "batch": a.batch * d.world, "lr": a.lr, "frames": a.frames,
@@ -338,6 +345,8 @@ def main(stage: str, argv=None) -> int:
                         help="first step from the noised source latent (the model then streams with strength "
                              "= the first step's noise level, recorded as the card's default_strength)")
     ap.add_argument("--shift", type=float, default=1.0)
+    ap.add_argument("--styles", help="train on these styles only (comma-separated; 'reference' keeps reference "
+                                     "clips); latents with stored targets")
     ap.add_argument("--name")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=25)

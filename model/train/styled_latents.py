@@ -84,11 +84,25 @@ class StyledLatentPairs:
     """Training batches from ``build_styled_latents``: text pairs from text-styled clips, reference pairs
     from reference clips (their own reference image), in the same dict as ``stages.LatentPairs``."""
 
-    def __init__(self, d, frames: int, crop: tuple[int, int], p_text: float, seed: int, device):
-        self.source = torch.from_numpy(d["source"])  # [N, F, C, h, w] fp16
-        self.target = torch.from_numpy(d["target"])
-        self.reference = torch.from_numpy(d["reference"])  # [N, C, h, w]
-        self.style_index = d["style_index"]
+    def __init__(self, d, frames: int, crop: tuple[int, int], p_text: float, seed: int, device,
+                 styles: list[str] | None = None):
+        names = [str(s) for s in d["styles"]]
+        index = d["style_index"]
+        keep = np.ones(len(index), bool)
+        if styles:  # train on a subset: those text styles, and reference clips if "reference" is listed
+            unknown = sorted(set(styles) - set(names) - {REFERENCE_STYLE})
+            if unknown:
+                raise ValueError(f"the latents hold no clips of {', '.join(unknown)}; they hold {', '.join(names)}")
+            wanted = [names.index(n) for n in styles if n != REFERENCE_STYLE]
+            keep = np.isin(index, wanted) | ((index < 0) & (REFERENCE_STYLE in styles))
+            remap = {old: new for new, old in enumerate(wanted)}
+            index = np.array([remap.get(int(i), -1) for i in index])
+            d = {**{k: d[k] for k in d.files}, "prompt_emb": d["prompt_emb"][wanted],
+                 "styles": np.array([names[i] for i in wanted])}
+        self.source = torch.from_numpy(d["source"][keep])  # [N, F, C, h, w] fp16
+        self.target = torch.from_numpy(d["target"][keep])
+        self.reference = torch.from_numpy(d["reference"][keep])  # [N, C, h, w]
+        self.style_index = index[keep]
         self.prompt_emb = torch.from_numpy(d["prompt_emb"]).float()
         self.ref_prompt = torch.from_numpy(d["ref_prompt"]).float()
         self.styles = [str(s) for s in d["styles"]]
