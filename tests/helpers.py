@@ -236,8 +236,10 @@ def drop_files(w, *paths) -> None:
     assert drop.isAccepted()
 
 
-def applied(qtbot, worker, action):
-    """Run ``action`` and return the StyleChange the engine reports for it."""
-    with qtbot.waitSignal(worker.styleApplied, timeout=WAIT) as sig:
+def applied(qtbot, worker, action, is_it=None):
+    """Run ``action`` and return the StyleChange the engine reports for it. ``is_it(change)`` tells it
+    apart from a change an earlier action may still be delivering on a busy machine."""
+    check = (lambda change: bool(is_it(change))) if is_it else None
+    with qtbot.waitSignal(worker.styleApplied, timeout=WAIT, check_params_cb=check) as sig:
         action()
     return sig.args[0]

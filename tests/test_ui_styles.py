@@ -51,7 +51,7 @@ def test_presets_and_prompts_switch_the_engine_and_are_remembered(qtbot, window)
 def test_a_reference_image_becomes_a_saved_user_preset(qtbot, window, tmp_path):
     w, styles = window, window.styles
     src = image(tmp_path / "my style.png", seed=3)
-    change = applied(qtbot, w.worker, lambda: styles.add_reference_image(src))
+    change = applied(qtbot, w.worker, lambda: styles.add_reference_image(src), lambda c: c.kind == "reference")
     stored = w.data_dir / "styles"
     assert change.kind == "reference" and change.spec.reference.parent == stored
     assert w.settings.user_presets[0]["name"] == "my style" and styles.presets[-1].user
@@ -59,7 +59,8 @@ def test_a_reference_image_becomes_a_saved_user_preset(qtbot, window, tmp_path):
     again = styles.add_reference_image(src)  # the same picture again: no second preset
     assert len(styles.user_presets) == 1 and again is styles.user_presets[0]
     qimg = QImage(str(image(tmp_path / "pixels.png", seed=4)))
-    change = applied(qtbot, w.worker, lambda: styles.add_image_data(qimg))  # a dropped picture, not a file
+    change = applied(qtbot, w.worker, lambda: styles.add_image_data(qimg),  # a dropped picture, not a file
+                     lambda c: c.spec.reference is not None and c.spec.reference.name.startswith("dropped-"))
     assert change.kind == "reference" and len(styles.user_presets) == 2
     assert set(stored.iterdir()) == {p.reference for p in styles.user_presets}  # no temporary file left
     styles.remove_user_preset(again)  # the gallery's "Remove": the stored copy goes too
