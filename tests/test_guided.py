@@ -77,3 +77,15 @@ def test_codec_training_resumes_exactly(tmp_path, photo_dir):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     report = json.loads((tmp_path / "a" / "codec_report.json").read_text())
     assert report["val_psnr_db"]["thermal"] > 5 and whole["steps"] == 4
+
+
+def test_eval_compares_a_guided_model_at_the_source_size(guided_model):
+    """Targets must be computed on the frame the model renders (uncropped, at the source's size)."""
+    from model.train.video_eval import Clip, Evaluator
+
+    ev = Evaluator(guided_model.folder)
+    frames = moving_frames(4, 60, 80)  # 4:3, unlike the config's 64x96
+    clip = Clip("c", frames, ev.fit)
+    assert clip.frames[0].shape == (60, 80, 3) and np.array_equal(clip.frames[0], frames[0])
+    outs = ev.run(clip, text="thermal camera")
+    assert outs[0].shape == (60, 80, 3)

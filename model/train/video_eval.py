@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import DEFAULT_MODEL_DIR, CheckpointError, load_model
-from ..stylizer import StreamStylizer, fit_frame
+from ..stylizer import MAX_OUTPUT, StreamStylizer, fit_frame
 from .metrics import flicker, flow_between, psnr, ssim
 from .painterly import PAINTERLY, MissingExtraError, ReferenceStyle, get_any_style
 from .photos import MIN_STYLE_SIDE, find_images, find_photos_in, load_photo, load_sources, split_photos
@@ -125,8 +125,13 @@ class Evaluator:
         self.height, self.width = self.model.config.resolution
 
     def fit(self, frame: np.ndarray) -> np.ndarray:
-        """The source frame as the model's output shows it (cropped and resized to the working size)."""
-        return fit_frame(frame, self.height, self.width)
+        """The source frame as the model's output shows it: cropped and resized to the working size, or,
+        for a model that renders at the source's size, the frame itself (shrunk to fit MAX_OUTPUT)."""
+        if not self.stylizer.guided:
+            return fit_frame(frame, self.height, self.width)
+        h, w = frame.shape[:2]
+        f = min(1.0, MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
+        return frame if f == 1.0 else cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
 
     def run(self, clip: Clip, text: str | None = None, reference: np.ndarray | None = None) -> list[np.ndarray]:
         s = self.stylizer
