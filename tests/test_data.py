@@ -183,3 +183,29 @@ def test_missing_extra_names_the_install(monkeypatch, photo_dir, tmp_path):
     with pytest.raises(painterly.MissingExtraError, match=r"pip install 'rtr-studio\[train\]'"):
         data.build_dataset(tmp_path, [photo_dir], n_train=1, n_val=0, frames=2, size=(32, 48), styles=["painterly"])
     painterly.model_dir.cache_clear()
+
+
+def test_package_pools_deduplicate_and_skip_thumbnails(tmp_path):
+    import cv2
+
+    a, b = tmp_path / "pkg-a", tmp_path / "pkg-b"
+    a.mkdir(), b.mkdir()
+    cv2.imwrite(str(a / "one.png"), synthetic_photo(1, 240, 320))
+    cv2.imwrite(str(a / "icon.png"), synthetic_photo(2, 64, 64))  # a thumbnail: skipped
+    (b / "copy.png").write_bytes((a / "one.png").read_bytes())  # the same picture in another package
+    cv2.imwrite(str(b / "two.jpg"), synthetic_photo(3, 300, 400))
+    (b / "broken.jpg").write_bytes(b"not a picture")
+    sources = [photos.Source("pkg-a", "apt", (str(a / "*.png"),), "CC0", "people"),
+               photos.Source("pkg-b", "apt", (str(b / "*"),), "GPL-2+", "indoor")]
+    found, report = photos.find_images(sources, min_side=200)
+    assert [i for i, _ in found] == ["pkg-a:one.png", "pkg-b:two.jpg"]
+    assert report["pkg-a"]["kept"] == 1 and report["pkg-b"] == {**report["pkg-b"], "files": 3, "kept": 1}
+    with pytest.raises(FileNotFoundError, match="apt-get install pkg-c"):
+        photos.find_images([photos.Source("pkg-c", "apt", (str(tmp_path / "none/*"),), "CC0", "x")], 200)
+
+
+def test_data_card_sources_are_well_formed():
+    for kind in ("photos", "styles"):
+        for s in photos.load_sources(kind):
+            assert s.manager in ("apt", "pip") and s.globs and s.licence and s.content
+            assert s.unpack in (None, "deb", "deb+rcc", "wheel")
