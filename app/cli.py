@@ -81,16 +81,8 @@ def _check_stylize_args(args) -> tuple[list, object]:
 
 
 def _input_short_note(args, result) -> str:
-    """What a truncated or corrupt input gave: frames read against the header, where it ended."""
-    name = Path(args.input).name
-    if result.frames_expected:
-        read = f"{result.frames_in} of the {result.frames_expected} frames its header announces were read"
-    else:
-        read = f"{result.frames_in} frames were read"
-    if result.input_end is not None and result.input_duration:
-        read += f" (it stops at {result.input_end:.1f} s of {result.input_duration:.1f} s)"
-    why = f"; {_short(result.input_error, 120)}" if result.input_error else ""
-    return f"{name} ended early: {read}{why}; {Path(args.output).name} holds the {result.frames_out} stylized frames"
+    return (f"{Path(args.input).name} ended early: {result.short_input_note()}; "
+            f"{Path(args.output).name} holds the {result.frames_out} stylized frames")
 
 
 def cmd_stylize(args) -> int:

@@ -38,7 +38,7 @@ from model.build import (
 from model.speed import SpeedRequest
 from model.style import StyleSpec
 
-from .frames import CapturedFrame, FrameQueue, StylizedFrame
+from .frames import CapturedFrame, FrameQueue, OutputSinks, StylizedFrame
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,7 @@ class LiveEngine:
         self._cmds: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._pending: deque[CapturedFrame] = deque()
-        self._sinks: list[Sink] = []
-        self._sinks_lock = threading.Lock()
+        self._sinks = OutputSinks()
         self._halted: str | None = None
         self._busy_loading = False
         self._fade: dict | None = None
@@ -212,13 +211,10 @@ class LiveEngine:
 
     def add_sink(self, sink: Sink) -> None:
         """``sink(frames)`` is called on the engine thread with every stylized chunk (recording)."""
-        with self._sinks_lock:
-            self._sinks.append(sink)
+        self._sinks.add(sink)
 
     def remove_sink(self, sink: Sink) -> None:
-        with self._sinks_lock:
-            if sink in self._sinks:
-                self._sinks.remove(sink)
+        self._sinks.remove(sink)
 
     def stats(self) -> dict:
         """Per-stage milliseconds per frame, chunks, frames dropped by the queue."""
@@ -442,15 +438,7 @@ class LiveEngine:
         self.processed += len(results)
         with self._stats_lock:
             self._stats = dict(st.times.per_frame())
-        with self._sinks_lock:
-            sinks = list(self._sinks)
-        for sink in sinks:
-            try:
-                sink(results)
-            except Exception as e:
-                log.exception("output sink failed")
-                self.remove_sink(sink)
-                self.events.on_error("sink", f"an output stopped: {e}")
+        self._sinks.deliver(results, lambda e: self.events.on_error("sink", f"an output stopped: {e}"))
         self.events.on_frames(results)
 
     def _crossfade(self, image: np.ndarray, timestamp: float) -> np.ndarray:

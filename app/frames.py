@@ -3,6 +3,7 @@ between capture and inference (drop-oldest, so latency stays bounded however slo
 Plain Python, no Qt."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -115,3 +116,34 @@ class StylizedFrame:
     style_serial: int  # which style produced it (increases with every switch)
     media_time: float | None = None  # position in the source file, when the source is a file
     tag: object = None  # the CapturedFrame's tag
+
+
+class OutputSinks:
+    """The outputs a live engine feeds (a recorder, a virtual camera), local or remote alike.
+
+    A sink that raises is removed and reported once: one broken output must not stop the stream."""
+
+    def __init__(self):
+        self._sinks: list = []
+        self._lock = threading.Lock()
+
+    def add(self, sink) -> None:
+        with self._lock:
+            self._sinks.append(sink)
+
+    def remove(self, sink) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+
+    def deliver(self, frames: list, on_failure) -> None:
+        """Call every sink with ``frames``; ``on_failure(exception)`` for one that raised (now removed)."""
+        with self._lock:
+            sinks = list(self._sinks)
+        for sink in sinks:
+            try:
+                sink(frames)
+            except Exception as e:
+                logging.getLogger(__name__).exception("output sink failed")
+                self.remove(sink)
+                on_failure(e)

@@ -58,6 +58,19 @@ class RenderResult:
             return False
         return self.input_error is not None or self.frames_in < self.frames_expected - 1  # 1: rounding
 
+    def short_input_note(self) -> str:
+        """How much of a truncated or damaged input was read, so a short output is not taken for whole."""
+        if self.frames_expected:
+            note = f"{self.frames_in} of the {self.frames_expected} frames its header announces were read"
+        else:
+            note = f"{self.frames_in} frames were read"
+        if self.input_end is not None and self.input_duration:
+            note += f" (it stops at {self.input_end:.1f} s of {self.input_duration:.1f} s)"
+        if self.input_error:
+            reason = " ".join(str(self.input_error).split())
+            note += f": {reason if len(reason) <= 120 else reason[:119] + '…'}"
+        return note
+
 
 class _Schedule:
     """Style switches by frame number or by time, applied in order at the first frame they are due."""

@@ -20,5 +20,5 @@ def test_an_export_of_a_truncated_input_says_the_input_ended_early(qtbot, make_w
     assert w.exports.export.last_error is None and result is not None and result.input_short
     message = w.statusBar().currentMessage()
     assert message.startswith("Export done: ")
-    assert f"the input ended early: {result.frames_in} of 144 frames" in message, message
+    assert f"the input ended early: {result.frames_in} of the 144 frames" in message, message
     assert 0 < result.frames_in < 144

@@ -30,7 +30,7 @@ from model.speed import SpeedRequest
 from model.style import StyleSpec
 
 from ..engine import EngineEvents, LoadRequest, ModelInfo, StyleChange
-from ..frames import CapturedFrame, FrameQueue, StylizedFrame
+from ..frames import CapturedFrame, FrameQueue, OutputSinks, StylizedFrame
 from . import protocol as P
 from .link import AuthError, Link, RemoteError
 
@@ -82,8 +82,7 @@ class RemoteEngine:
         self._load_futures: dict[int, Future] = {}
         self._requests = 0
         self._style_requests: deque[tuple[int, StyleSpec, str]] = deque()
-        self._sinks: list = []
-        self._sinks_lock = threading.Lock()
+        self._sinks = OutputSinks()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -201,13 +200,10 @@ class RemoteEngine:
         self._call(self._send, {"type": "resume"})
 
     def add_sink(self, sink) -> None:
-        with self._sinks_lock:
-            self._sinks.append(sink)
+        self._sinks.add(sink)
 
     def remove_sink(self, sink) -> None:
-        with self._sinks_lock:
-            if sink in self._sinks:
-                self._sinks.remove(sink)
+        self._sinks.remove(sink)
 
     def stats(self) -> dict:
         """The server's per-stage times, and the network's part: ``rtt_ms`` (a ping's round trip),
@@ -450,13 +446,5 @@ class RemoteEngine:
 
     def _deliver(self, frames: list[StylizedFrame]) -> None:
         self.processed += len(frames)
-        with self._sinks_lock:
-            sinks = list(self._sinks)
-        for sink in sinks:
-            try:
-                sink(frames)
-            except Exception as e:
-                log.exception("output sink failed")
-                self.remove_sink(sink)
-                self.events.on_error("sink", f"an output stopped: {e}")
+        self._sinks.deliver(frames, lambda e: self.events.on_error("sink", f"an output stopped: {e}"))
         self.events.on_frames(frames)

@@ -82,7 +82,7 @@ class ExportFlow(QObject):
         state = "stopped early" if result.cancelled else "done"
         text = f"Export {state}: {result.output} ({result.frames_out} frames, {result.fps:.1f} frames/s)"
         if result.input_short:
-            text += f"; {input_short_note(result)}"
+            text += f"; the input ended early: {result.short_input_note()}"
         self.message.emit(text, 20000 if result.input_short else 10000)
 
     def _cancelled(self) -> None:
@@ -98,16 +98,3 @@ class ExportFlow(QObject):
     def shutdown(self) -> None:
         self.export.shutdown()
 
-
-def input_short_note(result) -> str:
-    """A truncated or damaged input: how much of it was read, so a short export is not taken for whole."""
-    if result.frames_expected:
-        note = f"the input ended early: {result.frames_in} of {result.frames_expected} frames"
-    else:
-        note = f"the input ended early, after {result.frames_in} frames"
-    if result.input_end is not None and result.input_duration:
-        note += f" ({result.input_end:.1f} s of {result.input_duration:.1f} s)"
-    if result.input_error:
-        reason = " ".join(str(result.input_error).split())
-        note += f": {reason if len(reason) <= 120 else reason[:119] + '…'}"
-    return note
