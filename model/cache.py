@@ -39,6 +39,7 @@ class RollingKVCache:
         self.cross_k = torch.zeros((num_layers, batch, text_len, num_heads, head_dim), device=device, dtype=dtype)
         self.cross_v = torch.zeros_like(self.cross_k)
         self.condition_version = 0  # counts completed set_condition calls (a cheap "did the text change")
+        self.style: torch.Tensor | None = None  # [batch, dim] style vector of a style-modulated DiT
         self.reset()
 
     # ------------------------------------------------------------------ state

@@ -30,6 +30,7 @@ class ModelConfig:
     eps: float = 1e-6
     source_conditioning: bool = True  # add the source latent (channel concat, as a separate patch conv)
     reference_adapter: bool = True  # reference-image tokens through a light adapter, prepended
+    style_modulation: bool = False  # the style (text, pooled reference) also shifts every block's modulation
     # streaming
     chunk_frames: int = 2  # latent frames per chunk
     window_frames: int = 6  # latent frames attended to, including the current chunk
@@ -144,7 +145,7 @@ _INTS = {"dim": (1, 16384), "num_layers": (1, 256), "num_heads": (1, 256), "ffn_
          "freq_dim": (2, 4096), "latent_channels": (1, 256), "text_dim": (1, 16384), "text_len": (1, 4096),
          "chunk_frames": (1, 64), "window_frames": (1, 1024)}
 _FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
-_BOOLS = ("source_conditioning", "reference_adapter")
+_BOOLS = ("source_conditioning", "reference_adapter", "style_modulation")
 _STRINGS = ("name", "vae", "text_encoder", "reference_prompt")
 # name: (length, lowest, highest, how the range is said)
 _INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None), "codec_widths": (4, 1, 1024, None),

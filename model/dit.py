@@ -176,6 +176,12 @@ class CausalDiT(nn.Module):
             nn.init.zeros_(self.source_embedding.bias)
         if cfg.reference_adapter:
             self.ref_adapter = ReferenceAdapter(cfg)
+        if cfg.style_modulation:  # zero at first: a model grown from one without it computes the same
+            self.style_text = nn.Linear(d, d)
+            nn.init.zeros_(self.style_text.weight), nn.init.zeros_(self.style_text.bias)
+            if cfg.reference_adapter:
+                self.style_ref = nn.Linear(d, d)
+                nn.init.zeros_(self.style_ref.weight), nn.init.zeros_(self.style_ref.bias)
 
     # ----------------------------------------------------------------- parts
     @property
@@ -193,12 +199,25 @@ class CausalDiT(nn.Module):
             x = x + patch_embed(self.source_embedding, source, self.cfg.patch_size)[0]
         return x, grid
 
-    def time_modulation(self, t):
-        """t: [B, G] timesteps in [0, 1000] -> (e [B, G, D], e0 [B, G, 6, D])."""
+    def time_modulation(self, t, style=None):
+        """t: [B, G] timesteps in [0, 1000] -> (e [B, G, D], e0 [B, G, 6, D]); ``style`` [B, D] is added
+        to the time embedding (adaLN conditioning, as class labels in DiT), so it scales and shifts
+        every block instead of entering through one cross-attention token only."""
         b, g = t.shape
-        e = self.time_embedding(sinusoidal_embedding(t, self.cfg.freq_dim).to(self.dtype))
+        e = self.time_embedding(sinusoidal_embedding(t, self.cfg.freq_dim).to(self.dtype)).view(b, g, -1)
+        if style is not None:
+            e = e + style[:, None]
         e0 = self.time_projection(e).view(b, g, 6, self.cfg.dim)
         return e.view(b, g, -1), e0
+
+    def style_vector(self, context, ref_tokens=None):
+        """[B, D] style of a text context and, if given, of the reference tokens (None: not modulated)."""
+        if not self.cfg.style_modulation:
+            return None
+        style = self.style_text(self.text_embedding(context.to(self.dtype)).mean(1))
+        if ref_tokens is not None and self.cfg.reference_adapter:
+            style = style + self.style_ref(ref_tokens.mean(1))
+        return style
 
     def text_kv(self, context):
         """Cross-attention keys/values of every block for a text context [B, Lt, text_dim]."""
@@ -227,17 +246,18 @@ class CausalDiT(nn.Module):
         b, f = noisy.shape[:2]
         x, grid = self.embed(noisy, source)
         n = grid[0] * grid[1]
-        e, e0 = self.time_modulation(t)
+        ref = self.ref_adapter(ref_latent.to(self.dtype)) if ref_latent is not None else None
+        style = self.style_vector(context, ref)
+        e, e0 = self.time_modulation(t, style)
         cos, sin = self._rope(torch.arange(f), grid)
         groups = f
         r = 0
-        if ref_latent is not None:
-            ref = self.ref_adapter(ref_latent.to(self.dtype))
+        if ref is not None:
             r = ref.shape[1]
             if r != n:
                 raise ValueError("the reference latent must have the same size as the video latents")
             x = torch.cat([ref, x], dim=1)
-            re, re0 = self.time_modulation(torch.zeros(b, 1, device=t.device))
+            re, re0 = self.time_modulation(torch.zeros(b, 1, device=t.device), style)
             e, e0 = torch.cat([re, e], 1), torch.cat([re0, e0], 1)
             rcos, rsin = self._rope(torch.tensor([-1]), grid)
             cos, sin = torch.cat([rcos, cos]), torch.cat([rsin, sin])
@@ -284,15 +304,16 @@ class CausalDiT(nn.Module):
         cross = self.text_kv(context)
         for i, (k, v) in enumerate(cross):
             cache.set_cross(i, k, v)
+        x = self.ref_adapter(ref_latent.to(self.dtype)) if ref_latent is not None else None
+        cache.style = self.style_vector(context, x)
         cache.commit_cross()
-        if ref_latent is None:
+        if x is None:
             cache.clear_reference()
             return
-        x = self.ref_adapter(ref_latent.to(self.dtype))
         b, n, _ = x.shape
         if n != cache.ref_capacity:
             raise ValueError("the reference latent must have the same size as the video latents")
-        e, e0 = self.time_modulation(torch.zeros(b, 1, device=self.device))
+        e, e0 = self.time_modulation(torch.zeros(b, 1, device=self.device), cache.style)
         cos, sin = self._rope(torch.tensor([0]), cache.grid)
         layer = 0
 
@@ -320,7 +341,7 @@ class CausalDiT(nn.Module):
         x, grid = self.embed(noisy, source)
         if t.dim() == 1:
             t = t[:, None].expand(b, c)
-        e, e0 = self.time_modulation(t)
+        e, e0 = self.time_modulation(t, cache.style)
         positions = cache.chunk_positions
         cos, sin = self._rope(positions, grid)
         layer = 0

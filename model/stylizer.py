@@ -24,6 +24,7 @@ from .schedule import FlowSchedule
 from .speed import SpeedSettings, speed_settings
 from .style import StyleSpec
 
+NOISE_MODES = ("fresh", "fixed")
 MAX_OUTPUT = (720, 1280)  # a guided model renders at the source's size, shrunk to fit this (short, long side)
 
 
@@ -83,7 +84,7 @@ class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
-                 adacache="off", match_prompts: bool = True, speed: str | None = None):
+                 adacache="off", match_prompts: bool = True, speed: str | None = None, noise: str | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -95,6 +96,11 @@ class StreamStylizer:
         # None: the model card's default (Wan text-to-video folders record an SDEdit strength), else 1.0
         self.strength = float(self.model.card.get("default_strength", 1.0)) if strength is None else strength
         self.profile = profile
+        # "fixed": every chunk replays the stream's first noise draw, so a still scene renders the same way
+        # chunk after chunk instead of flickering with the noise; None: the model card's choice, else fresh
+        self.noise = self.model.card.get("stream_noise", "fresh") if noise is None else noise
+        if self.noise not in NOISE_MODES:
+            raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution
@@ -254,6 +260,7 @@ class StreamStylizer:
         self.model.codec.reset()
         self._pending: list[np.ndarray] = []
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
+        self._stream_noise = self.generator.get_state()
         self.times = StageTimes()
         if self._context is not None:
             self.model.dit.set_condition(self.cache, self._context, self._ref_latent)
@@ -323,6 +330,8 @@ class StreamStylizer:
                 step[0] += 1
                 return v
 
+            if self.noise == "fixed":
+                self.generator.set_state(self._stream_noise)
             gen = self.generator if ada is None else ada.noise_generator(self.generator, source.shape, self.dtype)
             latent = self.schedule.sample(denoise, source.shape, gen, self.device, self.dtype,
                                           start=source, strength=self.strength)

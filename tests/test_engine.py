@@ -41,9 +41,10 @@ def stream(m, clean, src, noisy, ctx, ref, t=700.0, cache=None):
     return outs, cache
 
 
+@pytest.mark.parametrize("style_modulation", [False, True])
 @pytest.mark.parametrize("with_ref", [False, True])
-def test_streaming_equals_block_causal_full_pass(with_ref):
-    m = small_dit()
+def test_streaming_equals_block_causal_full_pass(with_ref, style_modulation):
+    m = small_dit(style_modulation=style_modulation)
     g = torch.Generator().manual_seed(1)
     clean, src, noisy = (torch.randn(1, 6, 4, 8, 8, generator=g) for _ in range(3))
     ctx = torch.randn(1, 3, 16, generator=g)

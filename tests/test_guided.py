@@ -89,3 +89,40 @@ def test_eval_compares_a_guided_model_at_the_source_size(guided_model):
     assert clip.frames[0].shape == (60, 80, 3) and np.array_equal(clip.frames[0], frames[0])
     outs = ev.run(clip, text="thermal camera")
     assert outs[0].shape == (60, 80, 3)
+
+
+def test_fixed_noise_renders_a_still_scene_the_same_every_chunk(guided_model):
+    still = [moving_frames(1, 64, 96)[0]] * 6
+    outs = {}
+    for mode in ("fresh", "fixed"):
+        s = StreamStylizer(guided_model, steps=2, noise=mode)
+        s.set_window(s.cfg.chunk_frames)  # no context chunk: only the noise can differ between chunks
+        s.set_text("thermal camera")
+        outs[mode] = s.push(still)
+    assert np.array_equal(outs["fixed"][0], outs["fixed"][2]) and np.array_equal(outs["fixed"][2], outs["fixed"][4])
+    assert not np.array_equal(outs["fresh"][0], outs["fresh"][2]), "fresh noise differs chunk to chunk"
+    with pytest.raises(ValueError, match="noise must be one of"):
+        StreamStylizer(guided_model, noise="frozen")
+
+
+def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, photo_dir, guided_model):
+    from safetensors.torch import load_file
+
+    from model.train import data, decoder
+
+    ds = tmp_path / "ds"
+    data.build_dataset(ds, [photo_dir], n_train=3, n_val=1, frames=2, size=(64, 96), seed=0, styles=["thermal"])
+    args = dict(model_dir=guided_model.folder, data_dir=ds, styles=["thermal"], batch=2, crop=32, lr=1e-2,
+                scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1)
+    rec = decoder.train_decoder(out=tmp_path / "a", steps=4, resume=False, **args)
+    decoder.train_decoder(out=tmp_path / "b", steps=2, resume=False, **args)
+    decoder.train_decoder(out=tmp_path / "b", steps=4, resume=True, **args)
+    before = load_file(str(guided_model.folder / "vae.safetensors"))
+    a, b = (load_file(str(tmp_path / x / "model" / "vae.safetensors")) for x in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run is the same run"
+    parts = decoder.DECODER_PARTS
+    assert all(torch.equal(a[k], before[k]) for k in a if not k.startswith(parts)), "the encoder is frozen"
+    assert any(not torch.equal(a[k], before[k]) for k in a if k.startswith(parts)), "the decoder learned"
+    card = json.loads((tmp_path / "a" / "model" / "model_card.json").read_text())
+    assert card["stream_noise"] == "fixed" and card["training"]["decoder"]["steps"] == 4
+    assert rec["held_out_after"]["clips"] == 1 and load_model(tmp_path / "a" / "model").codec.guided

@@ -7,6 +7,7 @@ STAGES = {
     "data": ("model.train.data", "build the synthetic clip data set"),
     "vae": ("model.train.autoencoder", "train the tiny per-frame autoencoder"),
     "codec": ("model.train.codec", "train the source-guided codec (full-resolution output)"),
+    "decoder": ("model.train.decoder", "fit a guided codec's decoder to the latents its DiT produces"),
     "latents": ("model.train.latents", "encode clips and their stylized targets once, for the DiT stages"),
     "teacher": ("model.train.stages", "stage 1: bidirectional teacher, flow matching"),
     "student": ("model.train.stages", "stage 2: causal few-step student on the fixed timestep list"),

@@ -234,6 +234,10 @@ def run_stage(stage: str, a) -> int:
         else:
             cfg, dit = _load_dit(Path(a.init))
             vae_path = Path(a.init) / "vae.safetensors"
+            if getattr(a, "add_layers", 0) or getattr(a, "style_modulation", False):
+                from .grow import grow
+
+                cfg, dit = grow(dit, cfg, a.add_layers, a.style_modulation)
         if a.steps_list:
             cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
         if stage != "teacher" and a.frames % cfg.chunk_frames:
@@ -293,7 +297,10 @@ def run_stage(stage: str, a) -> int:
                                      "world_size": d.world, "device": str(device), "history": log.history[-4:],
                                      **({"regression_weight": a.regression, "lr_fake": a.lr_fake}
                                         if stage == "dmd" else {}),
-                                     **({"sdedit": True} if getattr(a, "sdedit", False) else {})}}}
+                                     **({"sdedit": True} if getattr(a, "sdedit", False) else {}),
+                                     **({"added_layers": a.add_layers} if getattr(a, "add_layers", 0) else {}),
+                                     **({"added_style_modulation": True}
+                                        if getattr(a, "style_modulation", False) else {})}}}
         if getattr(a, "sdedit", False):  # the stylizer starts from the noised source at the first step's level
             card["default_strength"] = round(float(sched.sigmas[0]), 4)
         src_card = Path(a.init) / "model_card.json" if not fresh else None
@@ -326,6 +333,10 @@ def main(stage: str, argv=None) -> int:
         ap.add_argument("--init", type=Path, help="model folder to start from (a teacher); or --config and --vae")
         ap.add_argument("--config", default="tiny", help="with no --init: config name or JSON path of a fresh DiT")
         ap.add_argument("--vae", type=Path, help="with no --init: the autoencoder or codec weights")
+        ap.add_argument("--add-layers", type=int, default=0,
+                        help="with --init: grow the DiT by this many blocks, each starting as the identity")
+        ap.add_argument("--style-modulation", action="store_true",
+                        help="with --init: add style modulation (the style shifts every block's adaLN), from zero")
     else:
         ap.add_argument("--init", required=True, type=Path, help="model folder to start from (teacher / student)")
     if stage == "dmd":

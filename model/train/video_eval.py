@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import DEFAULT_MODEL_DIR, CheckpointError, load_model
-from ..stylizer import MAX_OUTPUT, StreamStylizer, fit_frame
+from ..stylizer import MAX_OUTPUT, NOISE_MODES, StreamStylizer, fit_frame
 from .metrics import flicker, flow_between, psnr, ssim
 from .painterly import PAINTERLY, MissingExtraError, ReferenceStyle, get_any_style
 from .photos import MIN_STYLE_SIDE, find_images, find_photos_in, load_photo, load_sources, split_photos
@@ -119,9 +119,9 @@ def _mean(rows: list[dict]) -> dict:
 
 
 class Evaluator:
-    def __init__(self, model_dir: Path, seed: int = 0):
+    def __init__(self, model_dir: Path, seed: int = 0, noise: str | None = None):
         self.model = load_model(model_dir)
-        self.stylizer = StreamStylizer(self.model, seed=seed)
+        self.stylizer = StreamStylizer(self.model, seed=seed, noise=noise)
         self.height, self.width = self.model.config.resolution
 
     def fit(self, frame: np.ndarray) -> np.ndarray:
@@ -157,8 +157,8 @@ def held_out_style_images(n: int, folder: Path | None = None) -> list[tuple[str,
 
 def evaluate_videos(model_dir: Path, videos: list[Path], styles: list[str], references: int = 4,
                     max_frames: int = 48, unseen: bool = True, peer: bool = True, sheet: Path | None = None,
-                    seed: int = 0, log=print, style_images: Path | None = None) -> dict:
-    ev = Evaluator(model_dir, seed)
+                    seed: int = 0, log=print, style_images: Path | None = None, noise: str | None = None) -> dict:
+    ev = Evaluator(model_dir, seed, noise)
     clips, skipped = [], []
     for v in videos:
         try:
@@ -172,7 +172,7 @@ def evaluate_videos(model_dir: Path, videos: list[Path], styles: list[str], refe
         raise VideoError("none of the videos could be read: " + "; ".join(skipped))
     refs = held_out_style_images(references, style_images) if references else []
     report = {"model": str(model_dir), "model_name": ev.model.name, "videos": [c.name for c in clips],
-              "skipped": skipped, "frames_per_video": max_frames, "output_size": list(clips[0].frames[0].shape[:2]),
+              "skipped": skipped, "frames_per_video": max_frames, "noise": ev.stylizer.noise, "output_size": list(clips[0].frames[0].shape[:2]),
               "source_flicker": {c.name: round(c.source_flicker, 3) for c in clips}, "styles": {}, "references": {}}
     t0 = time.perf_counter()
     sheet_rows: list[tuple[str, list[np.ndarray]]] = [("source", [c.frames[len(c.frames) // 2] for c in clips])]
@@ -314,6 +314,7 @@ def main(argv=None) -> int:
     ap.add_argument("--max-frames", type=int, default=48, help="frames read per video")
     ap.add_argument("--no-unseen", action="store_true", help="skip the unseen-paraphrase test")
     ap.add_argument("--no-peer", action="store_true", help="skip the per-frame network's flicker")
+    ap.add_argument("--noise", choices=NOISE_MODES, help="noise per chunk (default: the model card's choice)")
     ap.add_argument("--json", type=Path, help="write the full report here")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (default: beside --json, else eval_sheet.png)")
     a = ap.parse_args(argv)
@@ -327,7 +328,7 @@ def main(argv=None) -> int:
             get_any_style(s)
         sheet = a.sheet or (a.json.with_suffix(".png") if a.json else Path("eval_sheet.png"))
         r = evaluate_videos(a.model, videos, styles, a.references, a.max_frames, not a.no_unseen,
-                            not a.no_peer, sheet, style_images=a.style_images)
+                            not a.no_peer, sheet, style_images=a.style_images, noise=a.noise)
     except (FileNotFoundError, VideoError, KeyError, MissingExtraError, CheckpointError) as e:
         raise SystemExit(f"error: {str(e).strip(chr(39))}") from None
     print(format_table(r))

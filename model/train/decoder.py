@@ -1,0 +1,285 @@
+"""``main.py train decoder``: fit a guided codec's decoder to the latents the DiT really produces.
+
+Why: the codec is trained to rebuild a stylized frame from *that frame's own* latent, which carries
+the target's detail; the DiT's latent is smoother than that, and a decoder that learned to read detail
+from the latent then renders the DiT's output soft. Here the DiT is frozen and streams every training
+clip exactly as the app does (same chunks, cache, strength and fixed noise); its latents are kept, and
+only the decoder learns to rebuild the target from them plus the source frame's guide features, so the
+detail has to come from the camera frame. The encoder (the DiT's input and the guides) is frozen too,
+so the model folder's DiT stays valid. Clips are also streamed at half size, as a webcam's small frames.
+Resumable: ``--resume`` continues from ``OUT/train_state.safetensors``.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..checkpoint import load_model, save_weights
+from ..guided_codec import STRIDE, GuidedCodec
+from ..stylizer import StreamStylizer
+from .codec import _grad_l1, lr_at, to_tensor
+from .common import Log, fail, require_model_folder, threads, write_card
+from .data import load_clip, load_manifest, load_target
+from .metrics import psnr
+from .painterly import REFERENCE_STYLE, get_any_style
+from .resume import STATE_FILE, load_state, save_state
+from .video_eval import sharpness
+
+LATENTS_FILE = "dit_latents.npz"
+DECODER_PARTS = ("from_latent", "up3", "up2", "up1", "to_rgb")
+
+
+class RecordingCodec(GuidedCodec):
+    """The model's own codec that also keeps every latent it is asked to decode."""
+
+    def __init__(self, codec: GuidedCodec):
+        super().__init__(codec.ae)
+        self.latents: list[torch.Tensor] = []
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        self.latents.append(latents[0].float().clone())
+        return super().decode(latents)
+
+
+def _scaled(frames: np.ndarray, scale: float) -> np.ndarray:
+    """Frames resized by ``scale`` to a multiple of the codec's stride (both sides)."""
+    h, w = frames.shape[1:3]
+    nh, nw = max(STRIDE, round(h * scale / STRIDE) * STRIDE), max(STRIDE, round(w * scale / STRIDE) * STRIDE)
+    if (nh, nw) == (h, w):
+        return np.asarray(frames)
+    return np.stack([cv2.resize(np.asarray(f), (nw, nh), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def _condition(st: StreamStylizer, data_dir: Path, entry: dict) -> None:
+    if entry["style"] == REFERENCE_STYLE:
+        img = cv2.imread(str(Path(data_dir) / entry["reference"]))
+        st.set_reference(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+    else:
+        st.set_text(get_any_style(entry["style"]).prompts[0])
+
+
+def select_clips(data_dir: Path, split: str, styles: list[str], limit: int) -> list[dict]:
+    man = load_manifest(data_dir)
+    picked = [e for e in man["clips"] if e["split"] == split and "target" in e and e["style"] in styles]
+    if not picked:
+        raise ValueError(f"{data_dir} has no {split} clips with stored targets in the styles {', '.join(styles)}")
+    return picked[:limit]
+
+
+def stream_latents(model_dir: Path, data_dir: Path, entries: list[dict], scales: list[float], frames: int,
+                   log=print) -> dict:
+    """Stream every clip at every scale through the frozen model; keep the latents it decodes."""
+    model = load_model(model_dir)
+    if not isinstance(model.codec, GuidedCodec):
+        raise ValueError(f"{model_dir} does not use a guided codec (config vae: 'guided')")
+    rec = RecordingCodec(model.codec)
+    model.codec = rec
+    st = StreamStylizer(model, noise="fixed")
+    chunk = st.chunk_size
+    frames = max(chunk, frames // chunk * chunk)
+    lat, index = [], []
+    t0 = time.perf_counter()
+    for n, e in enumerate(entries):
+        clip = np.asarray(load_clip(data_dir, e)[:frames])
+        for scale in scales:
+            st.reset()
+            _condition(st, data_dir, e)
+            rec.latents.clear()
+            st.push(list(_scaled(clip, scale)))
+            lat.append(torch.cat(rec.latents).half().numpy())
+            index.append((n, scale))
+        if (n + 1) % 50 == 0:
+            log(f"[decoder] streamed {n + 1}/{len(entries)} clips ({time.perf_counter() - t0:.0f} s)")
+    return {"entries": entries, "index": index, "latents": lat, "frames": frames}
+
+
+def _fingerprint(model_dir: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("dit.safetensors", "config.json"):
+        h.update((Path(model_dir) / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def save_latents(path: Path, got: dict, fingerprint: str) -> None:
+    np.savez(path, fingerprint=np.array(fingerprint), frames=np.array(got["frames"]),
+             entries=np.array(json.dumps(got["entries"])), index=np.array(got["index"], dtype=np.float64),
+             **{f"lat{i}": v for i, v in enumerate(got["latents"])})
+
+
+def load_latents(path: Path, fingerprint: str) -> dict | None:
+    if not path.is_file():
+        return None
+    d = np.load(path)
+    if str(d["fingerprint"]) != fingerprint:
+        return None  # a different DiT: its latents are not this model's
+    index = [(int(n), float(s)) for n, s in d["index"]]
+    return {"entries": json.loads(str(d["entries"])), "index": index, "frames": int(d["frames"]),
+            "latents": [d[f"lat{i}"] for i in range(len(index))]}
+
+
+class DecoderPairs:
+    """Random crops of (DiT latent, source frame, target frame) aligned on the latent grid."""
+
+    def __init__(self, data_dir: Path, got: dict):
+        self.dir, self.got = Path(data_dir), got
+
+    def sample(self, rng: np.random.Generator, crop: int):
+        k = int(rng.integers(len(self.got["index"])))
+        n, scale = self.got["index"][k]
+        e = self.got["entries"][n]
+        lat = self.got["latents"][k]
+        i = int(rng.integers(len(lat)))
+        src = _scaled(np.asarray(load_clip(self.dir, e)[i:i + 1]), scale)[0]
+        tgt = _scaled(np.asarray(load_target(self.dir, e)[i:i + 1]), scale)[0]
+        lh, lw = lat.shape[-2:]
+        ch, cw = min(crop // STRIDE, lh), min(crop // STRIDE, lw)
+        y, x = int(rng.integers(lh - ch + 1)), int(rng.integers(lw - cw + 1))
+        return src, tgt, lat[i], (y, x, ch, cw)
+
+
+def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int) -> torch.Tensor:
+    """L1 + gradient L1 of decoded crops; guides come from the whole frame, as when streaming."""
+    losses = []
+    for _ in range(batch):
+        src, tgt, lat, (y, x, ch, cw) = pairs.sample(rng, crop)
+        with torch.no_grad():
+            g = ae.guides(to_tensor(src[None]))
+        crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2)))
+        z = torch.from_numpy(lat[:, y:y + ch, x:x + cw].astype(np.float32))[None]
+        out = ae.decode(z, crops)
+        t = to_tensor(tgt[None, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
+        losses.append((out - t).abs().mean() + _grad_l1(out, t))
+    return torch.stack(losses).mean()
+
+
+@torch.no_grad()
+def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 4) -> dict:
+    """Held-out clips streamed end to end: mean PSNR and detail kept (Laplacian variance ratio)."""
+    st = StreamStylizer(load_model(model_dir), noise="fixed")
+    ps, sh = [], []
+    for e in entries:
+        clip, target = np.asarray(load_clip(data_dir, e)[:frames]), np.asarray(load_target(data_dir, e)[:frames])
+        st.reset()
+        _condition(st, data_dir, e)
+        outs = st.push(list(clip)) + st.flush()
+        ps += [psnr(o, t) for o, t in zip(outs, target)]
+        sh.append(np.mean([sharpness(o) for o in outs]) / max(np.mean([sharpness(t) for t in target]), 1e-6))
+    return {"psnr": round(float(np.mean(ps)), 2), "sharpness": round(float(np.median(sh)), 3), "clips": len(entries)}
+
+
+def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
+                  lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
+                  save_every: int, n_threads: int | None, val_clips: int = 24) -> dict:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    train = select_clips(data_dir, "train", styles, max_clips)
+    val = select_clips(data_dir, "val", styles, val_clips)
+    with threads(n_threads):
+        fp = _fingerprint(model_dir)
+        got = load_latents(out / LATENTS_FILE, fp) if resume else None
+        if got is None:
+            got = stream_latents(model_dir, data_dir, train, scales, frames)
+            save_latents(out / LATENTS_FILE, got, fp)
+        before = measure(model_dir, data_dir, val)
+        print(f"[decoder] held out before: {before}")
+        model = load_model(model_dir)
+        ae = model.codec.ae.float().to(memory_format=torch.contiguous_format)
+        ae.requires_grad_(False)
+        params = [p for name in DECODER_PARTS for p in getattr(ae, name).parameters()]
+        for p in params:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+        rng = np.random.default_rng(seed)
+        start, history = 0, []
+        if resume and (out / STATE_FILE).is_file():
+            start, extra = load_state(out, ae, opt, rng)
+            history = extra.get("history", [])
+            print(f"resumed from {out / STATE_FILE} at step {start}")
+        pairs = DecoderPairs(data_dir, got)
+        log = Log("decoder", steps, every=50)
+        t0 = time.perf_counter()
+        for i in range(start, steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(i, steps, lr, warmup=100)
+            loss = decoder_loss(ae, pairs, rng, batch, crop)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            log.step(i, loss=loss.item())
+            if (i + 1) % save_every == 0 or i + 1 == steps:
+                history += log.history[-1:]
+                save_state(out, ae, opt, i + 1, rng, {"history": history[-200:], "model": str(model_dir)})
+        folder = out / "model"
+        if folder.resolve() != Path(model_dir).resolve():
+            shutil.copytree(model_dir, folder, dirs_exist_ok=True)
+        save_weights(ae.eval(), folder / "vae.safetensors")
+        after = measure(folder, data_dir, val)
+    print(f"[decoder] held out after: {after}")
+    record = {"steps": steps, "batch": batch, "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
+              "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
+              "held_out_before": before, "held_out_after": after}
+    card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}
+    training = card.get("training", {})
+    key, k = "decoder", 2
+    while key in training:
+        key, k = f"decoder-{k}", k + 1
+    write_card(folder, {"training": {**training, key: record}, "stream_noise": "fixed"})
+    (out / "decoder_report.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="main.py train decoder", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, type=Path, help="model folder with a guided codec (a trained student)")
+    ap.add_argument("--data", required=True, type=Path, help="the data set with stored targets")
+    ap.add_argument("--out", required=True, type=Path, help="run folder; the tuned model is written to OUT/model")
+    ap.add_argument("--styles", help="comma-separated styles (default: the model's trained styles and reference)")
+    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=128, help="crop side in pixels (a multiple of 16)")
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--scales", default="1.0,0.5", help="frame scales the clips are streamed at")
+    ap.add_argument("--max-clips", type=int, default=100000)
+    ap.add_argument("--frames", type=int, default=6, help="frames streamed per clip")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE_FILE} and OUT/{LATENTS_FILE}")
+    ap.add_argument("--save-every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=None)
+    a = ap.parse_args(argv)
+    require_model_folder(a.model, "--model", "student")
+    if not (a.data / "manifest.json").is_file():
+        fail(f"{a.data} is not a data set (no manifest.json; build one with `main.py train data`)")
+    if a.crop < 16 or a.crop % 16:
+        fail(f"--crop must be a positive multiple of 16, got {a.crop}")
+    for name, v in (("--steps", a.steps), ("--batch", a.batch), ("--save-every", a.save_every), ("--frames", a.frames)):
+        if v < 1:
+            fail(f"{name} must be at least 1, got {v}")
+    try:
+        scales = [float(s) for s in a.scales.split(",")]
+        if not scales or min(scales) <= 0 or max(scales) > 1:
+            raise ValueError
+    except ValueError:
+        fail(f"--scales must be numbers in (0, 1], e.g. 1.0,0.5; got {a.scales!r}")
+    if a.styles:
+        styles = a.styles.split(",")
+    else:
+        vocab = load_model(a.model).vocabulary
+        styles = (vocab.styles if vocab else []) + [REFERENCE_STYLE]
+    try:
+        for s in styles:
+            if s != REFERENCE_STYLE:
+                get_any_style(s)
+        train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
+                      a.frames, a.seed, a.resume, a.save_every, a.threads)
+    except (KeyError, ValueError) as e:
+        fail(str(e).strip("'"))
+    return 0
