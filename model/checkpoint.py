@@ -140,7 +140,8 @@ def build_tiny_parts(config: ModelConfig):
     if config.vae == "guided":
         from .guided_codec import GuidedAutoencoder
 
-        return CausalDiT(config), GuidedAutoencoder(config.latent_channels, config.codec_widths)
+        return CausalDiT(config), GuidedAutoencoder(config.latent_channels, config.codec_widths,
+                                                    affine=config.codec_head == "affine")
     from .vae import TinyAutoencoder
 
     return CausalDiT(config), TinyAutoencoder(config.latent_channels)

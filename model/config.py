@@ -40,6 +40,7 @@ class ModelConfig:
     resolution: tuple[int, int] = (192, 320)  # (height, width) of frames fed to the VAE
     vae: str = "tiny"  # "tiny" (per-frame autoencoder), "guided" (source-guided, output at the source's size) or "wan"
     codec_widths: tuple[int, int, int, int] = (16, 32, 64, 96)  # the guided codec's channels at 1/2 .. 1/16
+    codec_head: str = "rgb"  # guided codec: "rgb" paints the pixels, "affine" transforms the source's pixels
     vae_stride: tuple[int, int, int] = (1, 8, 8)  # (time, height, width) compression
     text_encoder: str = "minilm"  # "minilm" (packaged sentence encoder) or "umt5"
     reference_prompt: str = "Transfer the video style to match the reference image style"
@@ -90,6 +91,8 @@ class ModelConfig:
             problems.append(f"resolution {self.resolution} must be a multiple of ({step_h}, {step_w})")
         if self.vae not in ("tiny", "guided", "wan"):
             problems.append(f"unknown vae {self.vae!r} (expected 'tiny', 'guided' or 'wan')")
+        if self.codec_head not in ("rgb", "affine"):
+            problems.append(f"unknown codec_head {self.codec_head!r} (expected 'rgb' or 'affine')")
         if self.text_encoder not in ("minilm", "umt5"):
             problems.append(f"unknown text_encoder {self.text_encoder!r} (expected 'minilm' or 'umt5')")
         if problems:
@@ -146,7 +149,7 @@ _INTS = {"dim": (1, 16384), "num_layers": (1, 256), "num_heads": (1, 256), "ffn_
          "chunk_frames": (1, 64), "window_frames": (1, 1024)}
 _FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
 _BOOLS = ("source_conditioning", "reference_adapter", "style_modulation")
-_STRINGS = ("name", "vae", "text_encoder", "reference_prompt")
+_STRINGS = ("name", "vae", "codec_head", "text_encoder", "reference_prompt")
 # name: (length, lowest, highest, how the range is said)
 _INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None), "codec_widths": (4, 1, 1024, None),
               "resolution": (2, 16, 4096, "pixels a side")}

@@ -9,6 +9,13 @@ source's resolution.
 
 Training reconstructs a *stylized* frame from its own latent plus the *source* frame's features
 (``model/train/codec.py``); at run time the DiT maps the source latent to the stylized one.
+
+With the ``affine`` head the decoder does not paint the output pixels: it predicts, per pixel, a colour
+transform (3x3 matrix and offset) that is applied to the full-resolution source pixel. A convolutional
+decoder trained with L1 paints smooth pixels (it keeps 7-30 % of a target's Laplacian variance even from
+the target's own latent); a transform of the source keeps every edge and texture of the camera frame by
+construction, while the transform itself may vary smoothly. The offset alone is the plain decoder, so
+the affine head starts from a trained plain one (the matrix at zero) and computes the same until trained.
 """
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 STRIDE = 16  # frame pixels per latent pixel
+AFFINE_CHANNELS = 12  # per output pixel: a 3x3 colour matrix and an offset
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -52,26 +60,30 @@ class GuidedAutoencoder(nn.Module):
     ``features(x)`` gives the guides (1/2, 1/4, 1/8 scale) and the latent in one pass, which is what
     streaming runs on every source frame."""
 
-    def __init__(self, latent_channels: int = 16, widths: tuple[int, int, int, int] = (16, 32, 64, 96)):
+    def __init__(self, latent_channels: int = 16, widths: tuple[int, int, int, int] = (16, 32, 64, 96),
+                 affine: bool = False):
         super().__init__()
         a, b, c, d = widths
         self.latent_channels = latent_channels
+        self.affine = affine
         self.stem = nn.Sequential(nn.PixelUnshuffle(2), _conv(12, a), nn.SiLU())  # 1/2
         self.down1, self.down2, self.down3 = _Down(a, b), _Down(b, c), _Down(c, d)  # 1/4, 1/8, 1/16
         self.to_latent = _conv(d, latent_channels)
         self.from_latent = nn.Sequential(_conv(latent_channels, d), nn.SiLU(), _conv(d, d), nn.SiLU())
         self.up3, self.up2, self.up1 = _Up(d, c, c), _Up(c, b, b), _Up(b, a, a)
-        self.to_rgb = nn.Sequential(_conv(a, 12), nn.PixelShuffle(2))
+        self.to_rgb = nn.Sequential(_conv(a, 4 * AFFINE_CHANNELS if affine else 12), nn.PixelShuffle(2))
         self.register_buffer("latent_mean", torch.zeros(latent_channels))
         self.register_buffer("latent_std", torch.ones(latent_channels))
 
     def features(self, x: torch.Tensor):
-        """(latent, guides): the normalised latent and the guide features of a frame batch."""
+        """(latent, guides): the normalised latent and the guide features of a frame batch (with the affine
+        head the frames themselves come last: the transform is applied to them)."""
         g1 = self.stem(x)
         g2 = self.down1(g1)
         g3 = self.down2(g2)
         z = self.to_latent(self.down3(g3))
-        return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None], (g1, g2, g3)
+        guides = (g1, g2, g3, x) if self.affine else (g1, g2, g3)
+        return (z - self.latent_mean[:, None, None]) / self.latent_std[:, None, None], guides
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)[0]
@@ -80,11 +92,33 @@ class GuidedAutoencoder(nn.Module):
         return self.features(x)[1]
 
     def decode(self, z: torch.Tensor, guides) -> torch.Tensor:
-        g1, g2, g3 = guides
+        g1, g2, g3 = guides[:3]
         z = z * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
         h = self.from_latent(z)
         h = self.up1(self.up2(self.up3(h, g3), g2), g1)
-        return self.to_rgb(h).clamp(-1, 1)
+        out = self.to_rgb(h)
+        if self.affine:  # out: 9 matrix entries (row-major), then the offset
+            x = guides[3]
+            n, _, hh, ww = x.shape
+            m = out[:, :9].reshape(n, 3, 3, hh, ww)
+            out = (m * x[:, None]).sum(2) + out[:, 9:]
+        return out.clamp(-1, 1)
+
+
+def with_affine_head(plain: GuidedAutoencoder) -> GuidedAutoencoder:
+    """An affine-head copy of a plain autoencoder that decodes exactly as it does (the matrix at zero)."""
+    widths = (plain.stem[1].out_channels, plain.down1.conv.out_channels, plain.down2.conv.out_channels,
+              plain.down3.conv.out_channels)
+    ae = GuidedAutoencoder(plain.latent_channels, widths, affine=True)
+    state = {k: v for k, v in plain.state_dict().items() if not k.startswith("to_rgb.")}
+    ae.load_state_dict(state, strict=False)
+    old, new = plain.to_rgb[0], ae.to_rgb[0]
+    with torch.no_grad():
+        new.weight.zero_(), new.bias.zero_()
+        # PixelShuffle(2): conv channel 4*c + s is sub-pixel s of output channel c; offsets are channels 9..11
+        new.weight[36:48].copy_(old.weight)
+        new.bias[36:48].copy_(old.bias)
+    return ae.to(dtype=old.weight.dtype)
 
 
 def pad_to_stride(x: torch.Tensor, stride: int = STRIDE) -> tuple[torch.Tensor, tuple[int, int]]:

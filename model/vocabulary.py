@@ -92,8 +92,9 @@ class StyleVocabulary:
         return self._embeddings
 
     def match(self, prompt: str, text_encoder) -> PromptMatch:
-        """The style whose trained prompts are on average most similar to ``prompt`` (steadier than the
-        single nearest prompt, which one odd paraphrase can win), conditioned on its nearest prompt."""
+        """The style whose three most similar trained prompts are on average most similar to ``prompt``
+        (steadier than the single nearest prompt, which one odd paraphrase can win, and not diluted by a
+        style's prompts about other aspects of it, as the mean of all is), conditioned on its nearest prompt."""
         key = _normal(prompt)
         for sid, title, trained in self.entries:  # a trained prompt as typed: no need to embed them all
             if _normal(trained) == key:
@@ -107,7 +108,11 @@ class StyleVocabulary:
         if sims[nearest] > 0.98:  # a trained prompt (or a trivial variant of one): take it as it is
             style = self.entries[nearest][0]
         else:
-            style = max(per_style, key=lambda sid: sum(sims[i] for i in per_style[sid]) / len(per_style[sid]))
+            def top3(sid: str) -> float:
+                best3 = sorted((sims[i] for i in per_style[sid]), reverse=True)[:3]
+                return sum(best3) / len(best3)
+
+            style = max(per_style, key=top3)
         best = max(per_style[style], key=sims.__getitem__)
         sid, title, trained = self.entries[best]
         return PromptMatch(prompt, sid, title, trained, float(sims[best]))

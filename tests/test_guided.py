@@ -105,7 +105,8 @@ def test_fixed_noise_renders_a_still_scene_the_same_every_chunk(guided_model):
         StreamStylizer(guided_model, noise="frozen")
 
 
-def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, photo_dir, guided_model):
+@pytest.mark.parametrize("affine", [False, True])
+def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, photo_dir, guided_model, affine):
     from safetensors.torch import load_file
 
     from model.train import data, decoder
@@ -113,7 +114,7 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
     ds = tmp_path / "ds"
     data.build_dataset(ds, [photo_dir], n_train=3, n_val=1, frames=2, size=(64, 96), seed=0, styles=["thermal"])
     args = dict(model_dir=guided_model.folder, data_dir=ds, styles=["thermal"], batch=2, crop=32, lr=1e-2,
-                scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1)
+                scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1, affine=affine)
     rec = decoder.train_decoder(out=tmp_path / "a", steps=4, resume=False, **args)
     decoder.train_decoder(out=tmp_path / "b", steps=2, resume=False, **args)
     decoder.train_decoder(out=tmp_path / "b", steps=4, resume=True, **args)
@@ -122,7 +123,29 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
     assert all(torch.equal(a[k], b[k]) for k in a), "a resumed run is the same run"
     parts = decoder.DECODER_PARTS
     assert all(torch.equal(a[k], before[k]) for k in a if not k.startswith(parts)), "the encoder is frozen"
-    assert any(not torch.equal(a[k], before[k]) for k in a if k.startswith(parts)), "the decoder learned"
+    assert any(a[k].shape != before[k].shape or not torch.equal(a[k], before[k])
+               for k in a if k.startswith(parts)), "the decoder learned"
+    assert ModelConfig.load(tmp_path / "a" / "model" / "config.json").codec_head == ("affine" if affine else "rgb")
     card = json.loads((tmp_path / "a" / "model" / "model_card.json").read_text())
     assert card["stream_noise"] == "fixed" and card["training"]["decoder"]["steps"] == 4
     assert rec["held_out_after"]["clips"] == 1 and load_model(tmp_path / "a" / "model").codec.guided
+
+
+def test_the_affine_head_starts_as_the_plain_decoder_and_transforms_source_pixels():
+    from model.guided_codec import with_affine_head
+
+    torch.manual_seed(0)
+    plain = GuidedAutoencoder(8, (4, 8, 8, 16))
+    for p in plain.parameters():
+        p.data.normal_(0, 0.1)
+    ae = with_affine_head(plain)
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    z, guides = ae.features(x)
+    assert len(guides) == 4 and torch.equal(guides[3], x)
+    assert torch.allclose(ae.decode(z, guides), plain.decode(*plain.features(x)))
+    conv = ae.to_rgb[0]
+    with torch.no_grad():  # matrix = identity (channels 0, 4, 8 at every sub-pixel), offset = 0
+        conv.weight.zero_(), conv.bias.zero_()
+        for c in (0, 4, 8):
+            conv.bias[4 * c: 4 * c + 4] = 1.0
+    assert torch.allclose(ae.decode(z, guides), x, atol=1e-6), "the source's own pixels, every edge kept"

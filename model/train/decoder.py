@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ..checkpoint import load_model, save_weights
-from ..guided_codec import STRIDE, GuidedCodec
+from ..config import ModelConfig
+from ..guided_codec import STRIDE, GuidedCodec, with_affine_head
 from ..stylizer import StreamStylizer
 from .codec import _grad_l1, lr_at, to_tensor
 from .common import Log, fail, require_model_folder, threads, write_card
@@ -152,7 +153,7 @@ def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int) -> torch.T
         src, tgt, lat, (y, x, ch, cw) = pairs.sample(rng, crop)
         with torch.no_grad():
             g = ae.guides(to_tensor(src[None]))
-        crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2)))
+        crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2, STRIDE)))
         z = torch.from_numpy(lat[:, y:y + ch, x:x + cw].astype(np.float32))[None]
         out = ae.decode(z, crops)
         t = to_tensor(tgt[None, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
@@ -177,7 +178,7 @@ def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 
 
 def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
-                  save_every: int, n_threads: int | None, val_clips: int = 24) -> dict:
+                  save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -192,6 +193,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         print(f"[decoder] held out before: {before}")
         model = load_model(model_dir)
         ae = model.codec.ae.float().to(memory_format=torch.contiguous_format)
+        if affine and not ae.affine:
+            ae = with_affine_head(ae)
         ae.requires_grad_(False)
         params = [p for name in DECODER_PARTS for p in getattr(ae, name).parameters()]
         for p in params:
@@ -222,9 +225,11 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         if folder.resolve() != Path(model_dir).resolve():
             shutil.copytree(model_dir, folder, dirs_exist_ok=True)
         save_weights(ae.eval(), folder / "vae.safetensors")
+        if ae.affine:
+            ModelConfig.load(folder / "config.json").replace(codec_head="affine").save(folder / "config.json")
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
-    record = {"steps": steps, "batch": batch, "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
+    record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb", "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
     card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}
@@ -250,6 +255,8 @@ def main(argv=None) -> int:
     ap.add_argument("--scales", default="1.0,0.5", help="frame scales the clips are streamed at")
     ap.add_argument("--max-clips", type=int, default=100000)
     ap.add_argument("--frames", type=int, default=6, help="frames streamed per clip")
+    ap.add_argument("--affine-head", action="store_true",
+                    help="give the decoder the affine head (a colour transform of each source pixel)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE_FILE} and OUT/{LATENTS_FILE}")
     ap.add_argument("--save-every", type=int, default=100)
@@ -279,7 +286,7 @@ def main(argv=None) -> int:
             if s != REFERENCE_STYLE:
                 get_any_style(s)
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
-                      a.frames, a.seed, a.resume, a.save_every, a.threads)
+                      a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
