@@ -241,3 +241,17 @@ def test_a_grown_dit_computes_what_it_grew_from(extra, style):
             assert torch.allclose(dit(x, src, t, ctx, r), grown(x, src, t, ctx, r), atol=1e-6)
         grown.style_text.weight.add_(0.1) if style else grown.blocks[new_positions(3, extra)[0]].ffn[2].bias.add_(0.1)
         assert not torch.allclose(dit(x, src, t, ctx, None), grown(x, src, t, ctx, None), atol=1e-3)
+
+
+def test_self_forcing_student_grows_and_streams_with_its_rollout_window(run, tmp_path, one_thread, text_encoder):
+    out = tmp_path / "sf"
+    common = [a if a != str(FRAMES) else "4" for a in COMMON]
+    train("student", "--latents", run["latents"], "--out", out, "--init", run["student"], "--steps", 2,
+          "--self-forcing", "--add-layers", "1", "--style-modulation", *common)
+    m = load_model(out, text_encoder=text_encoder)
+    assert (m.config.window_frames, m.config.num_layers, m.config.style_modulation) == (4, 5, True)
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["default_strength"] == 1.0 and card["training"]["student-2"]["self_forcing"]
+    s = StreamStylizer(m)
+    s.set_text("ink wash painting")
+    assert len(s.push(moving_frames(6, H, W)) + s.flush()) == 6

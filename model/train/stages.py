@@ -162,6 +162,33 @@ def student_step(dit, b, sched: FlowSchedule, chunk: int, gen: np.random.Generat
     return F.mse_loss(pred_x0, x0[:, a:e])
 
 
+def self_forcing_step(dit, b, sched: FlowSchedule, chunk: int, device):
+    """Self Forcing as the app streams: every chunk starts from the noised source latent with the same
+    noise (the stream's fixed noise), is denoised on the timestep list conditioned on the model's own
+    clean previous chunks, and is regressed onto its target; only each chunk's last step has gradients.
+
+    Why: a student trained with clean target chunks as context (``student_step``) meets its own, softer
+    output as context when it streams with a longer window, and loses ~2.5 dB; here it trains on that."""
+    src, x0 = b["source"], b["target"]
+    bsz, f = src.shape[:2]
+    sig = sched.sigmas
+    noise = [torch.randn_like(src[:, :chunk]) for _ in sig]
+    outs = []
+    for a in range(0, f, chunk):
+        e = a + chunk
+        ctx = torch.cat(outs, 1).detach() if outs else src[:, :0]
+        x = (1 - sig[0]) * src[:, a:e] + sig[0] * noise[0]
+        for j, s in enumerate(sig):
+            last = j == len(sig) - 1
+            t = torch.cat([torch.zeros(bsz, a, device=device), torch.full((bsz, chunk), s * 1000, device=device)], 1)
+            with torch.set_grad_enabled(last):
+                pred = x - s * dit(torch.cat([ctx, x], 1), src[:, :e], t, b["context"], b["ref"], causal=True)[:, a:]
+            if not last:
+                x = (1 - sig[j + 1]) * pred.detach() + sig[j + 1] * noise[j + 1]
+        outs.append(pred)
+    return F.mse_loss(torch.cat(outs, 1), x0)
+
+
 def rollout(gen_dit, b, sched: FlowSchedule, chunk: int):
     """Self Forcing: generate chunk by chunk from noise, each conditioned on the model's own clean
     previous chunks; only the final denoising step of each chunk carries gradients."""
@@ -242,6 +269,9 @@ def run_stage(stage: str, a) -> int:
             cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
         if stage != "teacher" and a.frames % cfg.chunk_frames:
             raise ValueError(f"--frames {a.frames} must be a multiple of the config's chunk_frames {cfg.chunk_frames}")
+        if getattr(a, "self_forcing", False):  # it streams with the window it was trained to roll out over
+            a.sdedit = True
+            cfg = cfg.replace(window_frames=a.frames)
         sched = FlowSchedule(cfg.denoising_steps, cfg.shift)
         pairs = latent_pairs(a.latents, a.frames, tuple(a.crop), a.p_text, a.seed + d.rank, device,
                              a.styles.split(",") if a.styles else None)
@@ -269,7 +299,10 @@ def run_stage(stage: str, a) -> int:
             loss = teacher_step(model, b, device)
             vals = {"loss": loss.item()}
         elif stage == "student":
-            loss = student_step(model, b, sched, cfg.chunk_frames, gen, device, a.sdedit)
+            if getattr(a, "self_forcing", False):
+                loss = self_forcing_step(model, b, sched, cfg.chunk_frames, device)
+            else:
+                loss = student_step(model, b, sched, cfg.chunk_frames, gen, device, a.sdedit)
             vals = {"loss": loss.item()}
         else:
             out = rollout(model, b, sched, cfg.chunk_frames)
@@ -298,6 +331,8 @@ def run_stage(stage: str, a) -> int:
                                      **({"regression_weight": a.regression, "lr_fake": a.lr_fake}
                                         if stage == "dmd" else {}),
                                      **({"sdedit": True} if getattr(a, "sdedit", False) else {}),
+                                     **({"self_forcing": True, "window_frames": a.frames}
+                                        if getattr(a, "self_forcing", False) else {}),
                                      **({"added_layers": a.add_layers} if getattr(a, "add_layers", 0) else {}),
                                      **({"added_style_modulation": True}
                                         if getattr(a, "style_modulation", False) else {})}}}
@@ -355,6 +390,9 @@ def main(stage: str, argv=None) -> int:
         ap.add_argument("--sdedit", action="store_true",
                         help="first step from the noised source latent (the model then streams with strength "
                              "= the first step's noise level, recorded as the card's default_strength)")
+        ap.add_argument("--self-forcing", action="store_true",
+                        help="train on the model's own rollouts over --frames (implies --sdedit); the model then "
+                             "streams with a window of --frames latent frames")
     ap.add_argument("--shift", type=float, default=1.0)
     ap.add_argument("--styles", help="train on these styles only (comma-separated; 'reference' keeps reference "
                                      "clips); latents with stored targets")
