@@ -72,6 +72,7 @@ class ModelInfo:
     default_steps: int
     load_seconds: float
     remote: str | None = None  # the server's address when the engine runs on another machine
+    source_size: bool = False  # renders at each source's own size (up to 1280x720), not at ``resolution``
 
 
 @dataclass
@@ -323,7 +324,8 @@ class LiveEngine:
             device=device, device_label=device_label(device),
             resolution=(stylizer.height, stylizer.width), native_resolution=built.native_resolution,
             resolution_step=(stride[1] * patch[1], stride[2] * patch[2]), chunk_size=stylizer.chunk_size,
-            default_steps=len(model.config.denoising_steps), load_seconds=time.perf_counter() - t0)
+            default_steps=len(model.config.denoising_steps), load_seconds=time.perf_counter() - t0,
+            source_size=stylizer.guided)
         self.model_info = info
         progress(100, "Ready")
         if self.style is not None and stylizer.style is not None:
@@ -424,15 +426,13 @@ class LiveEngine:
             return
         if not outputs:
             return
-        from model.stylizer import fit_frame
-
         now = time.perf_counter()
         results = []
         for out in outputs:
             src = self._pending.popleft() if self._pending else item
             out = self._crossfade(out, src.timestamp)
             self._out_index += 1
-            results.append(StylizedFrame(out, fit_frame(src.image, st.height, st.width), src.timestamp, now,
+            results.append(StylizedFrame(out, st.as_output(src.image), src.timestamp, now,
                                          self._out_index, self.style_serial, src.media_time, src.tag))
         self._last_output = results[-1].image
         self.processed += len(results)

@@ -28,6 +28,19 @@ NOISE_MODES = ("fresh", "fixed")
 MAX_OUTPUT = (720, 1280)  # a guided model renders at the source's size, shrunk to fit this (short, long side)
 
 
+def output_size(h: int, w: int) -> tuple[int, int]:
+    """The size a source-size (guided) model renders an h x w frame at: shrunk to fit MAX_OUTPUT, never
+    enlarged."""
+    f = min(1.0, MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
+    return (h, w) if f == 1.0 else (max(16, round(h * f)), max(16, round(w * f)))
+
+
+def at_output_size(frame: np.ndarray) -> np.ndarray:
+    """``frame`` resized to ``output_size`` (unchanged when it already fits)."""
+    h, w = output_size(*frame.shape[:2])
+    return frame if (h, w) == frame.shape[:2] else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+
+
 class StyleError(ValueError):
     """A style that cannot be applied (empty prompt, unreadable reference image)."""
 
@@ -232,13 +245,19 @@ class StreamStylizer:
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
             raise ValueError(f"frames must be uint8 HxWx3 RGB arrays, got {frame.dtype} {frame.shape}")
         if self._frame_hw is None:
-            h, w = frame.shape[:2]
-            f = min(1.0, MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
-            self._set_frame_size((max(16, round(h * f)), max(16, round(w * f))))
+            self._set_frame_size(output_size(*frame.shape[:2]))
         h, w = self._frame_hw
         if frame.shape[:2] != (h, w):
             frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
         return frame
+
+    def as_output(self, frame: np.ndarray) -> np.ndarray:
+        """The source frame as the output shows it, for side-by-side views: at the stream's size for a
+        model that renders at the source's size, else fitted to the working resolution."""
+        if not self.guided:
+            return fit_frame(frame, self.height, self.width)
+        h, w = self._frame_hw or output_size(*frame.shape[:2])
+        return frame if frame.shape[:2] == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
     def _switch(self, context, ref_latent) -> None:
         self.adacache.invalidate("style")

@@ -149,3 +149,16 @@ def test_the_affine_head_starts_as_the_plain_decoder_and_transforms_source_pixel
         for c in (0, 4, 8):
             conv.bias[4 * c: 4 * c + 4] = 1.0
     assert torch.allclose(ae.decode(z, guides), x, atol=1e-6), "the source's own pixels, every edge kept"
+
+
+def test_the_source_is_shown_at_the_size_the_output_has(guided_model):
+    from model.stylizer import at_output_size, output_size
+
+    s = StreamStylizer(guided_model, steps=1)
+    s.set_text("thermal camera")
+    frames = moving_frames(2, 50, 66)
+    out = s.push(frames)
+    assert all(s.as_output(f).shape == o.shape for f, o in zip(frames, out))
+    assert output_size(1080, 1920) == (720, 1280) and output_size(360, 640) == (360, 640)
+    big = np.zeros((1080, 1920, 3), np.uint8)
+    assert at_output_size(big).shape == (720, 1280, 3) and at_output_size(frames[0]) is frames[0]

@@ -174,25 +174,25 @@ def http(method: str, url: str, token: str | None, body=None) -> tuple[int, dict
 # ---------------------------------------------------------------------------- over the network
 @pytest.mark.slow
 def test_a_clip_comes_back_whole_and_in_order(server):
-    from model.stylizer import fit_frame
+    from model.build import StylizerRequest, build_stylizer
 
+    local = build_stylizer(StylizerRequest(folder=EMBEDDED, device="cpu", cpu_threads=1)).stylizer
     eng, ev = connect(server.url, max_in_flight=2)
     try:
         info = eng.model_info
-        assert info.remote == server.url and info.resolution == (192, 320) and info.name == "rtr-tiny"
+        assert info.remote == server.url and info.name == local.model.name and info.source_size == local.guided
+        assert info.resolution == (local.height, local.width)
         assert info.device_label == "CPU · remote 127.0.0.1" and eng.stylizer is None
         frames = clip(24)
         out, stamps = stream_lockstep(eng, ev, frames)
         assert [f.tag for f in out] == list(range(24))  # every frame, in order
         assert [f.timestamp for f in out] == stamps  # with its capture timestamp
         assert [f.index for f in out] == sorted(f.index for f in out)
-        for f, src in zip(out, frames):
-            assert f.image.shape == (192, 320, 3) and np.array_equal(f.source, fit_frame(src, 192, 320))
+        for f, src in zip(out, frames):  # at the size the model renders (the source's own, or its working size)
+            shown = local.as_output(src)
+            assert f.image.shape == shown.shape and np.array_equal(f.source, shown)
             assert f.finished > f.timestamp
         # it is the stylized video: different from the source, and close to the local engine's output
-        from model.build import StylizerRequest, build_stylizer
-
-        local = build_stylizer(StylizerRequest(folder=EMBEDDED, device="cpu", cpu_threads=1)).stylizer
         local.set_text("ink wash painting")
         expected = local.push(frames[:8])
         psnr = [cv2.PSNR(a.image, b) for a, b in zip(out, expected)]
@@ -495,7 +495,9 @@ def test_the_window_drives_a_remote_engine(qtbot, make_window, token_file, tmp_p
         assert w.settings.get_json("remote/engine") == {"url": srv.url, "token": TOKEN, "on": True}
         assert w.remote.local_action.isEnabled() and w.remote.hud.isVisible()
         wait_frames(qtbot, w, 3)
-        assert w.stylized_view.frame.shape == (192, 320, 3)  # the server's model, at its own size
+        info = w.model_info  # the server's model, at the size it renders: the source's, or its working size
+        assert w.stylized_view.frame.shape == ((360, 640, 3) if info.source_size else (*info.resolution, 3))
+        assert w.source_view.frame.shape == w.stylized_view.frame.shape, "the source is shown as it was rendered"
         qtbot.waitUntil(lambda: "network" in w.remote.hud.text(), timeout=30000)
         assert re.match(r"Remote: round trip \d+ ms · network \d+ ms \(\d+%\)", w.remote.hud.text())
 

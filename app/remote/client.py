@@ -151,10 +151,11 @@ class RemoteEngine:
         if info is None or link is None or not link.ready:
             self._dropped_offline += 1
             return 1
-        from model.stylizer import fit_frame
+        from model.stylizer import at_output_size, fit_frame
 
-        h, w = info.resolution
-        dropped = self.frames.put(CapturedFrame(fit_frame(image, h, w), timestamp, media_time, tag))
+        # a source-size model gets the frame as it is (shrunk to the most it renders); others their size
+        sent = at_output_size(image) if info.source_size else fit_frame(image, *info.resolution)
+        dropped = self.frames.put(CapturedFrame(sent, timestamp, media_time, tag))
         self._call(self._pump)
         return dropped
 
@@ -409,7 +410,8 @@ class RemoteEngine:
             device_label=f"{label} · remote {self.host}", resolution=tuple(msg["resolution"]),
             native_resolution=tuple(msg["native_resolution"]), resolution_step=tuple(msg["resolution_step"]),
             chunk_size=int(msg["chunk_size"]), default_steps=int(msg["default_steps"]),
-            load_seconds=float(msg.get("load_seconds", 0.0)), remote=self.url)
+            load_seconds=float(msg.get("load_seconds", 0.0)), remote=self.url,
+            source_size=bool(msg.get("source_size", False)))
         self.model_info = info
         self.frames.resize(max(2, info.chunk_size))
         for fut in self._answered(msg.get("request")):

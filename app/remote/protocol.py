@@ -265,7 +265,8 @@ def model_info_message(info, request: int | None) -> dict:
             "trained": info.trained, "config": info.config_name, "device": info.device,
             "device_label": info.device_label, "resolution": list(info.resolution),
             "native_resolution": list(info.native_resolution), "resolution_step": list(info.resolution_step),
-            "chunk_size": info.chunk_size, "default_steps": info.default_steps, "load_seconds": info.load_seconds}
+            "chunk_size": info.chunk_size, "default_steps": info.default_steps, "load_seconds": info.load_seconds,
+            "source_size": info.source_size}
 
 
 def style_change_message(change, request: int | None) -> dict:

@@ -229,7 +229,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
             ModelConfig.load(folder / "config.json").replace(codec_head="affine").save(folder / "config.json")
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
-    record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb", "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
+    record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
+              "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
     card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}

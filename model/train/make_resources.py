@@ -16,7 +16,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..checkpoint import DEFAULT_MODEL_DIR
+from ..vocabulary import StyleVocabulary
 from .motion import Motion, synth_clip
+from .painterly import get_any_style
 from .photos import find_photos, load_photo, photo_split, split_photos
 from .styles import STYLES
 
@@ -68,13 +71,21 @@ def make_sample(photo: np.ndarray, out: Path, seconds: float = 6.0, fps: int = 2
     return path
 
 
-def make_gallery(photo: np.ndarray, out: Path) -> list[dict]:
-    """Thumbnails of every style, two reference images, and ``presets.json``."""
+def shipped_styles(model_dir: Path = DEFAULT_MODEL_DIR) -> list:
+    """The styles the embedded model was trained on (filters and painterly), else every filter."""
+    vocab = StyleVocabulary.load(model_dir) if Path(model_dir).is_dir() else None
+    return [get_any_style(n) for n in vocab.styles] if vocab else list(STYLES.values())
+
+
+def make_gallery(photo: np.ndarray, out: Path, styles: list | None = None) -> list[dict]:
+    """Thumbnails of every shipped style, two reference images, and ``presets.json``."""
     gal = out / "gallery"
     gal.mkdir(parents=True, exist_ok=True)
     base = _crop(photo, (320, 180))
     presets = []
-    for st in STYLES.values():
+    for old in gal.glob("*.jpg"):  # thumbnails of styles no longer shipped go with them
+        old.unlink()
+    for st in styles if styles is not None else shipped_styles():
         _jpg(gal / f"{st.name}.jpg", cv2.resize(st.apply(base), THUMB, interpolation=cv2.INTER_AREA))
         presets.append({"name": st.title, "style": st.name, "prompt": st.prompts[0],
                         "thumbnail": f"{st.name}.jpg", "strength": 1.0})
@@ -95,6 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESOURCES, help="resources directory")
     ap.add_argument("--photos", action="append", metavar="DIR", help="photo directory (default: wallpapers)")
     ap.add_argument("--photo", default=SAMPLE_PHOTO, help="id of the held-out photograph to use")
+    ap.add_argument("--gallery-only", action="store_true", help="leave the sample clip as it is")
     a = ap.parse_args(argv)
     photos = dict(find_photos(a.photos))
     _, val = split_photos(sorted(photos.items()))
@@ -102,10 +114,11 @@ def main(argv=None) -> int:
     if pid != a.photo:
         print(f"{a.photo!r} is not an available held-out photo; using {pid!r}")
     photo = load_photo(photos[pid], short_side=1080)
-    path = make_sample(photo, a.out)
     presets = make_gallery(photo, a.out)
-    print(f"from {pid}: wrote {path} ({path.stat().st_size / 1024:.0f} KiB) and {len(presets)} presets "
-          f"in {a.out / 'gallery'}")
+    print(f"from {pid}: wrote {len(presets)} presets in {a.out / 'gallery'}")
+    if not a.gallery_only:
+        path = make_sample(photo, a.out)
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
     return 0
 
 

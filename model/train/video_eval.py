@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..checkpoint import DEFAULT_MODEL_DIR, CheckpointError, load_model
-from ..stylizer import MAX_OUTPUT, NOISE_MODES, StreamStylizer, fit_frame
+from ..stylizer import NOISE_MODES, StreamStylizer, at_output_size, fit_frame
 from .metrics import flicker, flow_between, psnr, ssim
 from .painterly import PAINTERLY, MissingExtraError, ReferenceStyle, get_any_style
 from .photos import MIN_STYLE_SIDE, find_images, find_photos_in, load_photo, load_sources, split_photos
@@ -127,11 +127,7 @@ class Evaluator:
     def fit(self, frame: np.ndarray) -> np.ndarray:
         """The source frame as the model's output shows it: cropped and resized to the working size, or,
         for a model that renders at the source's size, the frame itself (shrunk to fit MAX_OUTPUT)."""
-        if not self.stylizer.guided:
-            return fit_frame(frame, self.height, self.width)
-        h, w = frame.shape[:2]
-        f = min(1.0, MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
-        return frame if f == 1.0 else cv2.resize(frame, (round(w * f), round(h * f)), interpolation=cv2.INTER_AREA)
+        return fit_frame(frame, self.height, self.width) if not self.stylizer.guided else at_output_size(frame)
 
     def run(self, clip: Clip, text: str | None = None, reference: np.ndarray | None = None) -> list[np.ndarray]:
         s = self.stylizer
@@ -172,7 +168,8 @@ def evaluate_videos(model_dir: Path, videos: list[Path], styles: list[str], refe
         raise VideoError("none of the videos could be read: " + "; ".join(skipped))
     refs = held_out_style_images(references, style_images) if references else []
     report = {"model": str(model_dir), "model_name": ev.model.name, "videos": [c.name for c in clips],
-              "skipped": skipped, "frames_per_video": max_frames, "noise": ev.stylizer.noise, "output_size": list(clips[0].frames[0].shape[:2]),
+              "skipped": skipped, "frames_per_video": max_frames,
+              "noise": ev.stylizer.noise, "output_size": list(clips[0].frames[0].shape[:2]),
               "source_flicker": {c.name: round(c.source_flicker, 3) for c in clips}, "styles": {}, "references": {}}
     t0 = time.perf_counter()
     sheet_rows: list[tuple[str, list[np.ndarray]]] = [("source", [c.frames[len(c.frames) // 2] for c in clips])]
