@@ -518,7 +518,8 @@ def test_the_window_drives_a_remote_engine(qtbot, make_window, token_file, tmp_p
         qtbot.waitUntil(lambda: w.outputs.last_recording is not None, timeout=30000)
         assert w.outputs.last_recording.error is None
         with VideoFileReader(out) as r:
-            assert sum(1 for _ in r.frames()) >= 4 and (r.width, r.height) == (320, 192)
+            shown = w.stylized_view.frame.shape
+            assert sum(1 for _ in r.frames()) >= 4 and (r.height, r.width) == shown[:2]
 
         banner.buttons["Use this computer"].click()
         qtbot.waitUntil(lambda: w.model_info is not None and w.model_info.remote is None, timeout=60000)
