@@ -10,12 +10,12 @@ source's resolution.
 Training reconstructs a *stylized* frame from its own latent plus the *source* frame's features
 (``model/train/codec.py``); at run time the DiT maps the source latent to the stylized one.
 
-With the ``affine`` head the decoder does not paint the output pixels: it predicts, per pixel, a colour
-transform (3x3 matrix and offset) that is applied to the full-resolution source pixel. A convolutional
+With the ``affine`` head the decoder paints a base image (the offset) and adds the source's own detail
+layer (the frame minus its 4x4 local mean) through a per-pixel 3x3 colour matrix. A convolutional
 decoder trained with L1 paints smooth pixels (it keeps 7-30 % of a target's Laplacian variance even from
-the target's own latent); a transform of the source keeps every edge and texture of the camera frame by
-construction, while the transform itself may vary smoothly. The offset alone is the plain decoder, so
-the affine head starts from a trained plain one (the matrix at zero) and computes the same until trained.
+the target's own latent); the detail layer carries every edge and texture of the camera frame at full
+resolution, and the matrix decides per style and place how much of it, in which colours, comes through.
+The offset alone is the plain decoder, so the affine head starts from a trained plain one.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 STRIDE = 16  # frame pixels per latent pixel
 AFFINE_CHANNELS = 12  # per output pixel: a 3x3 colour matrix and an offset
+DETAIL_SCALE = 4  # the detail layer: the frame minus its mean over 4x4 boxes
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -98,11 +99,29 @@ class GuidedAutoencoder(nn.Module):
         h = self.up1(self.up2(self.up3(h, g3), g2), g1)
         out = self.to_rgb(h)
         if self.affine:  # out: 9 matrix entries (row-major), then the offset
-            x = guides[3]
-            n, _, hh, ww = x.shape
+            d = detail_layer(guides[3])
+            n, _, hh, ww = d.shape
             m = out[:, :9].reshape(n, 3, 3, hh, ww)
-            out = (m * x[:, None]).sum(2) + out[:, 9:]
+            out = (m * d[:, None]).sum(2) + out[:, 9:]
         return out.clamp(-1, 1)
+
+
+def detail_layer(x: torch.Tensor, size: int = DETAIL_SCALE) -> torch.Tensor:
+    """The frame minus its local mean (size x size boxes, bilinear back up): edges and texture only."""
+    h, w = x.shape[-2:]
+    base = F.interpolate(F.avg_pool2d(x, size, ceil_mode=True), size=(h, w), mode="bilinear", align_corners=False)
+    return x - base
+
+
+def set_detail_gain(ae: GuidedAutoencoder, gain: float) -> None:
+    """Make an affine head pass the source's detail layer through unchanged, times ``gain`` (the matrix
+    = gain x identity everywhere); the offset is kept."""
+    conv = ae.to_rgb[0]
+    with torch.no_grad():
+        conv.weight[:36].zero_()
+        conv.bias[:36].zero_()
+        for c in (0, 4, 8):  # diagonal entries; PixelShuffle(2): channel 4c + s is sub-pixel s of entry c
+            conv.bias[4 * c: 4 * c + 4] = gain
 
 
 def with_affine_head(plain: GuidedAutoencoder) -> GuidedAutoencoder:

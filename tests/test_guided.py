@@ -131,8 +131,8 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
     assert rec["held_out_after"]["clips"] == 1 and load_model(tmp_path / "a" / "model").codec.guided
 
 
-def test_the_affine_head_starts_as_the_plain_decoder_and_transforms_source_pixels():
-    from model.guided_codec import with_affine_head
+def test_the_affine_head_starts_as_the_plain_decoder_and_adds_the_source_detail():
+    from model.guided_codec import detail_layer, set_detail_gain, with_affine_head
 
     torch.manual_seed(0)
     plain = GuidedAutoencoder(8, (4, 8, 8, 16))
@@ -142,13 +142,12 @@ def test_the_affine_head_starts_as_the_plain_decoder_and_transforms_source_pixel
     x = torch.rand(2, 3, 64, 96) * 2 - 1
     z, guides = ae.features(x)
     assert len(guides) == 4 and torch.equal(guides[3], x)
-    assert torch.allclose(ae.decode(z, guides), plain.decode(*plain.features(x)))
-    conv = ae.to_rgb[0]
-    with torch.no_grad():  # matrix = identity (channels 0, 4, 8 at every sub-pixel), offset = 0
-        conv.weight.zero_(), conv.bias.zero_()
-        for c in (0, 4, 8):
-            conv.bias[4 * c: 4 * c + 4] = 1.0
-    assert torch.allclose(ae.decode(z, guides), x, atol=1e-6), "the source's own pixels, every edge kept"
+    base = plain.decode(*plain.features(x))
+    assert torch.allclose(ae.decode(z, guides), base)
+    set_detail_gain(ae, 1.0)  # the matrix = identity: the base plus every edge of the source
+    assert torch.allclose(ae.decode(z, guides), (base + detail_layer(x)).clamp(-1, 1), atol=1e-6)
+    d = detail_layer(x)
+    assert d.abs().mean() > 0.1 and torch.allclose(detail_layer(torch.full_like(x, 0.3)), torch.zeros_like(x), atol=1e-6)
 
 
 def test_the_source_is_shown_at_the_size_the_output_has(guided_model):

@@ -24,7 +24,7 @@ import torch
 
 from ..checkpoint import load_model, save_weights
 from ..config import ModelConfig
-from ..guided_codec import STRIDE, GuidedCodec, with_affine_head
+from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head
 from ..stylizer import StreamStylizer
 from .codec import _grad_l1, lr_at, to_tensor
 from .common import Log, fail, require_model_folder, threads, write_card
@@ -178,7 +178,8 @@ def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 
 
 def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
-                  save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False) -> dict:
+                  save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
+                  detail_gain: float | None = None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -195,6 +196,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         ae = model.codec.ae.float().to(memory_format=torch.contiguous_format)
         if affine and not ae.affine:
             ae = with_affine_head(ae)
+        if detail_gain is not None and ae.affine:
+            set_detail_gain(ae, detail_gain)
         ae.requires_grad_(False)
         params = [p for name in DECODER_PARTS for p in getattr(ae, name).parameters()]
         for p in params:
@@ -258,6 +261,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=6, help="frames streamed per clip")
     ap.add_argument("--affine-head", action="store_true",
                     help="give the decoder the affine head (a colour transform of each source pixel)")
+    ap.add_argument("--detail-gain", type=float,
+                    help="with the affine head: start with the source's detail layer passed through times this")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE_FILE} and OUT/{LATENTS_FILE}")
     ap.add_argument("--save-every", type=int, default=100)
@@ -287,7 +292,8 @@ def main(argv=None) -> int:
             if s != REFERENCE_STYLE:
                 get_any_style(s)
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
-                      a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head)
+                      a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
+                      detail_gain=a.detail_gain)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
