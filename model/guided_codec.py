@@ -98,11 +98,11 @@ class GuidedAutoencoder(nn.Module):
         h = self.from_latent(z)
         h = self.up1(self.up2(self.up3(h, g3), g2), g1)
         out = self.to_rgb(h)
-        if self.affine:  # out: 9 matrix entries (row-major), then the offset
-            d = detail_layer(guides[3])
-            n, _, hh, ww = d.shape
-            m = out[:, :9].reshape(n, 3, 3, hh, ww)
-            out = (m * d[:, None]).sum(2) + out[:, 9:]
+        if self.affine:  # out: 9 matrix entries (row-major), then the offset; one 3x3 product per pixel
+            n, _, hh, ww = out.shape
+            o, d = out.permute(0, 2, 3, 1), detail_layer(guides[3]).permute(0, 2, 3, 1)  # channels last: views
+            out = (torch.matmul(o[..., :9].reshape(n, hh, ww, 3, 3), d[..., None])[..., 0] + o[..., 9:])
+            out = out.permute(0, 3, 1, 2)
         return out.clamp(-1, 1)
 
 
