@@ -49,11 +49,16 @@ __all__ = ["CapturedFrame", "EngineEvents", "FrameQueue", "LiveEngine", "LoadReq
 # ----------------------------------------------------------------------------------- payloads
 @dataclass
 class LoadRequest(StylizerRequest):
-    """A StylizerRequest with the live app's defaults, plus whether to warm the model up."""
+    """A StylizerRequest with the live app's defaults, plus whether to warm the model up.
+
+    ``strength`` here is relative to the model's own (its card's ``default_strength``, 1.0 without one):
+    1.0 is the strength the model was trained to stream at, lower keeps more of the source. A model
+    distilled to start from the noised source (SDEdit) would otherwise start from pure noise at 1.0."""
     strength: float | None = 1.0
-    # CPU inference threads: one core is left to capture, decoding and the GUI (an oversubscribed
-    # CPU makes every torch thread wait on the others)
-    cpu_threads: int | None = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
+    # CPU inference threads: every core. Leaving one to capture, decoding and the GUI was measured
+    # slower on two cores (9.8 against 16.9 stylized frames/s shown at 640x360, the event loop late by
+    # 4 ms at p95 either way: benchmarks/results/ui_responsiveness-v3-cpu*.json)
+    cpu_threads: int | None = field(default_factory=lambda: max(1, os.cpu_count() or 2))
     warmup: bool = True
 
 
@@ -123,6 +128,7 @@ class LiveEngine:
         self.events = events or EngineEvents()
         self.frames = FrameQueue(queue_size)
         self.stylizer = None
+        self._full_strength = 1.0  # the loaded model's own strength, which the relative strength scales
         self.model_info: ModelInfo | None = None
         self.style: tuple[StyleSpec, str] | None = None  # the style in effect (spec, label)
         self.style_serial = 0
@@ -289,6 +295,8 @@ class LiveEngine:
         folder = Path(req.folder) if req.folder else None
         self.events.on_load_started(f"Loading model {folder.name if folder else 'default'}")
         progress = self.events.on_load_progress
+        relative = req.strength
+        req = replace(req, strength=None)  # the model card's strength, scaled below
         try:
             built = build_stylizer(req, progress)
         except BaseException as e:
@@ -297,6 +305,9 @@ class LiveEngine:
             self._drop_stylizer()  # not enough memory for two models at once: let the old one go
             built = build_stylizer(req, progress)
         stylizer, device = built.stylizer, built.device
+        full_strength = stylizer.strength
+        if relative is not None:
+            stylizer.set_strength(full_strength * min(max(relative, 0.01), 1.0))
         model = stylizer.model
         if self.style is not None:
             progress(75, "Encoding the style")
@@ -312,7 +323,7 @@ class LiveEngine:
             stylizer.push([gray] * stylizer.chunk_size)
             stylizer.reset()
         self._drop_stylizer()  # swap in the new stylizer
-        self.stylizer = stylizer
+        self.stylizer, self._full_strength = stylizer, full_strength
         self.frames.clear()
         self.frames.resize(max(2, stylizer.chunk_size))
         self._set_halted(None)
@@ -370,8 +381,8 @@ class LiveEngine:
             matched=matched_style(st)))
 
     def _cmd_strength(self, strength: float) -> None:
-        if self.stylizer is not None:
-            self.stylizer.set_strength(min(max(strength, 0.01), 1.0))
+        if self.stylizer is not None:  # relative to the model's own strength (see LoadRequest)
+            self.stylizer.set_strength(self._full_strength * min(max(strength, 0.01), 1.0))
 
     def _cmd_speed(self, speed: SpeedRequest) -> None:
         self.speed = speed

@@ -89,6 +89,7 @@ class Stylizer(StyleTarget, Protocol):
 
     height: int
     width: int
+    guided: bool  # renders at each source's own size (a source-guided codec), not at height x width
     strength: float
     style: StyleSpec | None
     prompt_match: PromptMatch | None  # the trained style a free prompt was matched to (None: a reference)
@@ -104,6 +105,8 @@ class Stylizer(StyleTarget, Protocol):
     def window_frames(self) -> int: ...
 
     def push(self, frames) -> list[np.ndarray]: ...
+
+    def as_output(self, frame: np.ndarray) -> np.ndarray: ...  # the source as the output shows it
 
     def flush(self) -> list[np.ndarray]: ...
 

@@ -88,6 +88,7 @@ class FakeStylizer:
 
     def __init__(self, height: int = 48, width: int = 64, chunk_size: int = 2):
         self.height, self.width, self._chunk = height, width, chunk_size
+        self.guided = False
         self.model = FakeModel(ModelConfig.named("tiny").replace(resolution=(height, width)))
         self.cache = FakeCache()
         self.times = FakeTimes()
@@ -105,6 +106,11 @@ class FakeStylizer:
     @property
     def chunk_size(self) -> int:
         return self._chunk
+
+    def as_output(self, frame: np.ndarray) -> np.ndarray:
+        from model.stylizer import fit_frame
+
+        return fit_frame(frame, self.height, self.width)
 
     # -- styles
     def set_text(self, prompt: str) -> None:

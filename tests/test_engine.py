@@ -516,3 +516,25 @@ def test_crossfade_blends_from_the_last_output():
     mid = eng._crossfade(new, 10.5)
     last = eng._crossfade(new, 11.5)
     assert 0 < first.mean() < mid.mean() < 200 and last.mean() == 200 and eng._fade is None
+
+
+def test_the_engines_strength_is_relative_to_the_models_own(engine, random_model_dir, tmp_path):
+    """A model distilled to start from the noised source (its card's default_strength) streams at that
+    strength when the slider is at 1.0, not from pure noise; lower values scale it."""
+    import json
+    import shutil
+
+    from app.engine import LoadRequest
+
+    folder = tmp_path / "sdedit-model"
+    shutil.copytree(random_model_dir, folder)
+    card = json.loads((folder / "model_card.json").read_text())
+    (folder / "model_card.json").write_text(json.dumps({**card, "default_strength": 0.6}))
+    eng, rec = engine
+    eng.load(LoadRequest(folder=folder, device="cpu")).result(60)
+    assert eng.stylizer.strength == pytest.approx(0.6)
+    eng.set_strength(0.5)
+    eng.submit(moving_frames(1)[0], 0.0)
+    rec.wait(lambda: eng.stylizer.strength == pytest.approx(0.3))
+    eng.load(LoadRequest(folder=random_model_dir, device="cpu", strength=0.5)).result(60)
+    assert eng.stylizer.strength == pytest.approx(0.5), "a model without one: the strength as given"

@@ -146,8 +146,8 @@ def test_the_affine_head_starts_as_the_plain_decoder_and_adds_the_source_detail(
     assert torch.allclose(ae.decode(z, guides), base)
     set_detail_gain(ae, 1.0)  # the matrix = identity: the base plus every edge of the source
     assert torch.allclose(ae.decode(z, guides), (base + detail_layer(x)).clamp(-1, 1), atol=1e-6)
-    d = detail_layer(x)
-    assert d.abs().mean() > 0.1 and torch.allclose(detail_layer(torch.full_like(x, 0.3)), torch.zeros_like(x), atol=1e-6)
+    flat = torch.full_like(x, 0.3)
+    assert detail_layer(x).abs().mean() > 0.1 and torch.allclose(detail_layer(flat), torch.zeros_like(x), atol=1e-6)
 
 
 def test_the_source_is_shown_at_the_size_the_output_has(guided_model):
