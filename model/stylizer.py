@@ -246,10 +246,7 @@ class StreamStylizer:
             raise ValueError(f"frames must be uint8 HxWx3 RGB arrays, got {frame.dtype} {frame.shape}")
         if self._frame_hw is None:
             self._set_frame_size(output_size(*frame.shape[:2]))
-        h, w = self._frame_hw
-        if frame.shape[:2] != (h, w):
-            frame = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-        return frame
+        return self.as_output(frame)
 
     def as_output(self, frame: np.ndarray) -> np.ndarray:
         """The source frame as the output shows it, for side-by-side views: at the stream's size for a
