@@ -21,6 +21,7 @@ from .build import default_dtype
 from .checkpoint import LoadedModel, load_model
 from .guided_codec import GuidedCodec
 from .schedule import FlowSchedule
+from .smoothing import LatentSmoother
 from .speed import SpeedSettings, speed_settings
 from .style import StyleSpec
 
@@ -97,7 +98,8 @@ class StreamStylizer:
     def __init__(self, model: LoadedModel | str | Path | None = None, device: str = "cpu",
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
-                 adacache="off", match_prompts: bool = True, speed: str | None = None, noise: str | None = None):
+                 adacache="off", match_prompts: bool = True, speed: str | None = None, noise: str | None = None,
+                 smoothing: float | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -114,6 +116,9 @@ class StreamStylizer:
         self.noise = self.model.card.get("stream_noise", "fresh") if noise is None else noise
         if self.noise not in NOISE_MODES:
             raise ValueError(f"noise must be one of {', '.join(NOISE_MODES)}, got {self.noise!r}")
+        # motion-gated blend of each output latent with the previous one (model.smoothing); None: the card's
+        self.smoother = LatentSmoother(float(self.model.card.get("latent_smoothing", 0.0)) if smoothing is None
+                                       else smoothing)
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution
@@ -259,6 +264,7 @@ class StreamStylizer:
     def _switch(self, context, ref_latent) -> None:
         self.adacache.invalidate("style")
         self.cache.keep_last_frame()
+        self.smoother.reset()  # the new style shows from its first frame, not blended with the old one
         self.model.dit.set_condition(self.cache, context, ref_latent)
         self._context, self._ref_latent = context, ref_latent
 
@@ -274,6 +280,7 @@ class StreamStylizer:
         self.cache.reset()
         self.adacache.reset()
         self.model.codec.reset()
+        self.smoother.reset()
         self._pending: list[np.ndarray] = []
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self._stream_noise = self.generator.get_state()
@@ -364,7 +371,7 @@ class StreamStylizer:
             raise
         t3 = self._tick()
         times.cache_write += (t3 - t2) * 1000
-        decoded = codec.decode(latent)[0]
+        decoded = codec.decode(self.smoother(latent))[0]
         out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         out = out.permute(0, 2, 3, 1).cpu().numpy()
         if self.guided:

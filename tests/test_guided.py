@@ -150,6 +150,26 @@ def test_the_affine_head_starts_as_the_plain_decoder_and_adds_the_source_detail(
     assert detail_layer(x).abs().mean() > 0.1 and torch.allclose(detail_layer(flat), torch.zeros_like(x), atol=1e-6)
 
 
+def test_smoothing_steadies_the_stream_and_a_style_switch_shows_at_once(guided_model):
+    frames = moving_frames(8, 64, 96)
+    rng = np.random.default_rng(0)  # a still scene seen through a noisy sensor
+    still = synthetic_photo(1, 64, 96).astype(np.int16)
+    jitter = [np.clip(still + rng.integers(-6, 7, still.shape), 0, 255).astype(np.uint8) for _ in range(8)]
+    outs = {}
+    for strength in (0.0, 0.8):
+        s = StreamStylizer(guided_model, noise="fixed", smoothing=strength)
+        s.set_text("thermal camera")
+        outs[strength] = s.push(jitter)
+        change = [np.abs(a.astype(int) - b).mean() for a, b in zip(outs[strength][:-1], outs[strength][1:])]
+        outs[strength, "change"] = float(np.mean(change))
+        s.set_text("oil painting")  # after a switch the first frame is the new style's own, not a blend
+        outs[strength, "switch"] = s.push(frames[:2])
+    assert outs[0.8, "change"] < outs[0.0, "change"], "a camera shaking on the spot flickers less"
+    assert np.array_equal(outs[0.8, "switch"][0], outs[0.0, "switch"][0])
+    assert not np.array_equal(outs[0.8, "switch"][1], outs[0.0, "switch"][1])
+    assert StreamStylizer(guided_model).smoother.strength == 0.0, "a model whose card says nothing: off"
+
+
 def test_the_source_is_shown_at_the_size_the_output_has(guided_model):
     from model.stylizer import at_output_size, output_size
 

@@ -119,9 +119,9 @@ def _mean(rows: list[dict]) -> dict:
 
 
 class Evaluator:
-    def __init__(self, model_dir: Path, seed: int = 0, noise: str | None = None):
+    def __init__(self, model_dir: Path, seed: int = 0, noise: str | None = None, smoothing: float | None = None):
         self.model = load_model(model_dir)
-        self.stylizer = StreamStylizer(self.model, seed=seed, noise=noise)
+        self.stylizer = StreamStylizer(self.model, seed=seed, noise=noise, smoothing=smoothing)
         self.height, self.width = self.model.config.resolution
 
     def fit(self, frame: np.ndarray) -> np.ndarray:
@@ -153,8 +153,9 @@ def held_out_style_images(n: int, folder: Path | None = None) -> list[tuple[str,
 
 def evaluate_videos(model_dir: Path, videos: list[Path], styles: list[str], references: int = 4,
                     max_frames: int = 48, unseen: bool = True, peer: bool = True, sheet: Path | None = None,
-                    seed: int = 0, log=print, style_images: Path | None = None, noise: str | None = None) -> dict:
-    ev = Evaluator(model_dir, seed, noise)
+                    seed: int = 0, log=print, style_images: Path | None = None, noise: str | None = None,
+                    smoothing: float | None = None) -> dict:
+    ev = Evaluator(model_dir, seed, noise, smoothing)
     clips, skipped = [], []
     for v in videos:
         try:
@@ -169,7 +170,8 @@ def evaluate_videos(model_dir: Path, videos: list[Path], styles: list[str], refe
     refs = held_out_style_images(references, style_images) if references else []
     report = {"model": str(model_dir), "model_name": ev.model.name, "videos": [c.name for c in clips],
               "skipped": skipped, "frames_per_video": max_frames,
-              "noise": ev.stylizer.noise, "output_size": list(clips[0].frames[0].shape[:2]),
+              "noise": ev.stylizer.noise, "smoothing": ev.stylizer.smoother.strength,
+              "output_size": list(clips[0].frames[0].shape[:2]),
               "source_flicker": {c.name: round(c.source_flicker, 3) for c in clips}, "styles": {}, "references": {}}
     t0 = time.perf_counter()
     sheet_rows: list[tuple[str, list[np.ndarray]]] = [("source", [c.frames[len(c.frames) // 2] for c in clips])]
@@ -312,11 +314,15 @@ def main(argv=None) -> int:
     ap.add_argument("--no-unseen", action="store_true", help="skip the unseen-paraphrase test")
     ap.add_argument("--no-peer", action="store_true", help="skip the per-frame network's flicker")
     ap.add_argument("--noise", choices=NOISE_MODES, help="noise per chunk (default: the model card's choice)")
+    ap.add_argument("--smoothing", type=float,
+                    help="temporal smoothing of the output latents, in [0, 1) (default: the model card's choice)")
     ap.add_argument("--json", type=Path, help="write the full report here")
     ap.add_argument("--sheet", type=Path, help="contact sheet PNG (default: beside --json, else eval_sheet.png)")
     a = ap.parse_args(argv)
     if a.max_frames < 4:
         ap.error(f"--max-frames must be at least 4, got {a.max_frames}")
+    if a.smoothing is not None and not 0 <= a.smoothing < 1:
+        ap.error(f"--smoothing must be in [0, 1), got {a.smoothing}")
     try:
         videos = find_videos(a.videos)
         model = load_model(a.model)
@@ -325,7 +331,8 @@ def main(argv=None) -> int:
             get_any_style(s)
         sheet = a.sheet or (a.json.with_suffix(".png") if a.json else Path("eval_sheet.png"))
         r = evaluate_videos(a.model, videos, styles, a.references, a.max_frames, not a.no_unseen,
-                            not a.no_peer, sheet, style_images=a.style_images, noise=a.noise)
+                            not a.no_peer, sheet, style_images=a.style_images, noise=a.noise,
+                            smoothing=a.smoothing)
     except (FileNotFoundError, VideoError, KeyError, MissingExtraError, CheckpointError) as e:
         raise SystemExit(f"error: {str(e).strip(chr(39))}") from None
     print(format_table(r))
