@@ -141,7 +141,8 @@ def build_tiny_parts(config: ModelConfig):
         from .guided_codec import GuidedAutoencoder
 
         return CausalDiT(config), GuidedAutoencoder(config.latent_channels, config.codec_widths,
-                                                    affine=config.codec_head == "affine")
+                                                    affine=config.codec_head == "affine",
+                                                    style_dim=config.codec_style_dim)
     from .vae import TinyAutoencoder
 
     return CausalDiT(config), TinyAutoencoder(config.latent_channels)

@@ -41,6 +41,7 @@ class ModelConfig:
     vae: str = "tiny"  # "tiny" (per-frame autoencoder), "guided" (source-guided, output at the source's size) or "wan"
     codec_widths: tuple[int, int, int, int] = (16, 32, 64, 96)  # the guided codec's channels at 1/2 .. 1/16
     codec_head: str = "rgb"  # guided codec: "rgb" paints the pixels, "affine" transforms the source's pixels
+    codec_style_dim: int = 0  # guided codec: the DiT's style vector also scales and shifts the decoder (0: not)
     vae_stride: tuple[int, int, int] = (1, 8, 8)  # (time, height, width) compression
     text_encoder: str = "minilm"  # "minilm" (packaged sentence encoder) or "umt5"
     reference_prompt: str = "Transfer the video style to match the reference image style"
@@ -146,7 +147,7 @@ class ModelConfig:
 # stop a typo from asking for an absurd allocation (a resolution of 192000 pixels, a 10^9-frame window).
 _INTS = {"dim": (1, 16384), "num_layers": (1, 256), "num_heads": (1, 256), "ffn_dim": (1, 131072),
          "freq_dim": (2, 4096), "latent_channels": (1, 256), "text_dim": (1, 16384), "text_len": (1, 4096),
-         "chunk_frames": (1, 64), "window_frames": (1, 1024)}
+         "chunk_frames": (1, 64), "window_frames": (1, 1024), "codec_style_dim": (0, 16384)}
 _FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
 _BOOLS = ("source_conditioning", "reference_adapter", "style_modulation")
 _STRINGS = ("name", "vae", "codec_head", "text_encoder", "reference_prompt")

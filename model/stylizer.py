@@ -371,7 +371,8 @@ class StreamStylizer:
             raise
         t3 = self._tick()
         times.cache_write += (t3 - t2) * 1000
-        decoded = codec.decode(self.smoother(latent))[0]
+        latent = self.smoother(latent)
+        decoded = (codec.decode(latent, style=cache.style) if self.guided else codec.decode(latent))[0]
         out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
         out = out.permute(0, 2, 3, 1).cpu().numpy()
         if self.guided:

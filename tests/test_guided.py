@@ -105,16 +105,33 @@ def test_fixed_noise_renders_a_still_scene_the_same_every_chunk(guided_model):
         StreamStylizer(guided_model, noise="frozen")
 
 
-@pytest.mark.parametrize("affine", [False, True])
-def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, photo_dir, guided_model, affine):
+@pytest.fixture(scope="module")
+def styled_guided_model(tmp_path_factory, text_encoder):
+    """A guided model whose DiT has style modulation (a style vector the decoder can take)."""
+    cfg = ModelConfig.named("tiny").replace(vae="guided", latent_channels=8, vae_stride=(1, 16, 16),
+                                            codec_widths=(4, 8, 8, 16), resolution=(64, 96), window_frames=4,
+                                            style_modulation=True)
+    torch.manual_seed(0)
+    dit, ae = build_tiny_parts(cfg)
+    with torch.no_grad():
+        dit.style_text.weight.normal_(0, 0.2)  # as if trained: text styles give different style vectors
+    folder = save_tiny_model(tmp_path_factory.mktemp("styled") / "m", cfg, dit, ae, {"name": "styled-random"})
+    return load_model(folder, text_encoder=text_encoder)
+
+
+@pytest.mark.parametrize("affine,film", [(False, False), (True, False), (True, True)])
+def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, photo_dir, guided_model,
+                                                                     styled_guided_model, affine, film):
     from safetensors.torch import load_file
 
     from model.train import data, decoder
 
+    guided_model = styled_guided_model if film else guided_model
     ds = tmp_path / "ds"
     data.build_dataset(ds, [photo_dir], n_train=3, n_val=1, frames=2, size=(64, 96), seed=0, styles=["thermal"])
     args = dict(model_dir=guided_model.folder, data_dir=ds, styles=["thermal"], batch=2, crop=32, lr=1e-2,
-                scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1, affine=affine)
+                scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1, affine=affine,
+                style_film=film)
     rec = decoder.train_decoder(out=tmp_path / "a", steps=4, resume=False, **args)
     decoder.train_decoder(out=tmp_path / "b", steps=2, resume=False, **args)
     decoder.train_decoder(out=tmp_path / "b", steps=4, resume=True, **args)
@@ -125,7 +142,10 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
     assert all(torch.equal(a[k], before[k]) for k in a if not k.startswith(parts)), "the encoder is frozen"
     assert any(a[k].shape != before[k].shape or not torch.equal(a[k], before[k])
                for k in a if k.startswith(parts)), "the decoder learned"
-    assert ModelConfig.load(tmp_path / "a" / "model" / "config.json").codec_head == ("affine" if affine else "rgb")
+    config = ModelConfig.load(tmp_path / "a" / "model" / "config.json")
+    assert config.codec_head == ("affine" if affine else "rgb")
+    assert config.codec_style_dim == (guided_model.config.dim if film else 0)
+    assert load_model(tmp_path / "a" / "model").codec.ae.style_dim == config.codec_style_dim
     card = json.loads((tmp_path / "a" / "model" / "model_card.json").read_text())
     assert card["stream_noise"] == "fixed" and card["training"]["decoder"]["steps"] == 4
     assert rec["held_out_after"]["clips"] == 1 and load_model(tmp_path / "a" / "model").codec.guided
@@ -168,6 +188,45 @@ def test_smoothing_steadies_the_stream_and_a_style_switch_shows_at_once(guided_m
     assert np.array_equal(outs[0.8, "switch"][0], outs[0.0, "switch"][0])
     assert not np.array_equal(outs[0.8, "switch"][1], outs[0.0, "switch"][1])
     assert StreamStylizer(guided_model).smoother.strength == 0.0, "a model whose card says nothing: off"
+
+
+def test_the_style_film_starts_at_zero_and_lets_the_style_change_the_decoder():
+    from model.guided_codec import with_affine_head, with_style_film
+
+    torch.manual_seed(0)
+    plain = GuidedAutoencoder(8, (4, 8, 8, 16))
+    for p in plain.parameters():
+        p.data.normal_(0, 0.1)
+    film = with_style_film(plain, 12)
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    z, guides = film.features(x)
+    styles = torch.randn(2, 12)
+    assert torch.allclose(film.decode(z, guides, styles), plain.decode(z, guides)), "zero at first"
+    with torch.no_grad():
+        film.style_film.weight.normal_(0, 0.3)
+    a, b = film.decode(z, guides, styles), film.decode(z, guides, styles.flip(0))
+    assert (a - b).abs().mean() > 1e-3, "another style vector, another rendering"
+    assert torch.allclose(film.decode(z, guides, None), plain.decode(z, guides)), "no style: the plain decoder"
+    assert with_affine_head(film).style_dim == 12, "growing the head keeps the film"
+
+
+def test_the_stylizer_hands_the_style_vector_to_the_decoder(styled_guided_model):
+    from model.guided_codec import with_style_film
+
+    model = styled_guided_model
+    frames = moving_frames(2, 64, 96)
+    plain_ae = model.codec.ae
+    outs = []
+    for scale in (0.0, 0.5):
+        ae = with_style_film(plain_ae, model.config.dim)
+        with torch.no_grad():
+            ae.style_film.weight.normal_(0, scale)
+        model.codec = GuidedCodec(ae)
+        s = StreamStylizer(model, noise="fixed")
+        s.set_text("oil painting")
+        outs.append(s.push(frames))
+    model.codec = GuidedCodec(plain_ae)
+    assert not np.array_equal(outs[0][0], outs[1][0]), "the decoder saw the stream's style"
 
 
 def test_the_source_is_shown_at_the_size_the_output_has(guided_model):

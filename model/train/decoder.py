@@ -7,7 +7,8 @@ clip exactly as the app does (same chunks, cache, strength and fixed noise); its
 only the decoder learns to rebuild the target from them plus the source frame's guide features, so the
 detail has to come from the camera frame. The encoder (the DiT's input and the guides) is frozen too,
 so the model folder's DiT stays valid. Clips are also streamed at half size, as a webcam's small frames.
-Resumable: ``--resume`` continues from ``OUT/train_state.safetensors``.
+Resumable: ``--resume`` continues from ``OUT/train_state.safetensors``. ``--style-film`` gives the
+decoder the DiT's style vector (kept with each streamed clip's latents) to specialise per style.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 
 from ..checkpoint import load_model, save_weights
 from ..config import ModelConfig
-from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head
+from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head, with_style_film
 from ..stylizer import StreamStylizer
 from .codec import _grad_l1, lr_at, to_tensor
 from .common import Log, fail, require_model_folder, threads, write_card
@@ -35,19 +36,21 @@ from .resume import STATE_FILE, load_state, save_state
 from .video_eval import sharpness
 
 LATENTS_FILE = "dit_latents.npz"
-DECODER_PARTS = ("from_latent", "up3", "up2", "up1", "to_rgb")
+DECODER_PARTS = ("from_latent", "up3", "up2", "up1", "to_rgb", "style_film")
 
 
 class RecordingCodec(GuidedCodec):
-    """The model's own codec that also keeps every latent it is asked to decode."""
+    """The model's own codec that also keeps every latent it is asked to decode, and the style vector."""
 
     def __init__(self, codec: GuidedCodec):
         super().__init__(codec.ae)
         self.latents: list[torch.Tensor] = []
+        self.style: torch.Tensor | None = None
 
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         self.latents.append(latents[0].float().clone())
-        return super().decode(latents)
+        self.style = None if style is None else style[0].float().clone()
+        return super().decode(latents, style)
 
 
 def _scaled(frames: np.ndarray, scale: float) -> np.ndarray:
@@ -86,7 +89,7 @@ def stream_latents(model_dir: Path, data_dir: Path, entries: list[dict], scales:
     st = StreamStylizer(model, noise="fixed")
     chunk = st.chunk_size
     frames = max(chunk, frames // chunk * chunk)
-    lat, index = [], []
+    lat, styles, index = [], [], []
     t0 = time.perf_counter()
     for n, e in enumerate(entries):
         clip = np.asarray(load_clip(data_dir, e)[:frames])
@@ -96,10 +99,11 @@ def stream_latents(model_dir: Path, data_dir: Path, entries: list[dict], scales:
             rec.latents.clear()
             st.push(list(_scaled(clip, scale)))
             lat.append(torch.cat(rec.latents).half().numpy())
+            styles.append(np.zeros(0, np.float32) if rec.style is None else rec.style.numpy())
             index.append((n, scale))
         if (n + 1) % 50 == 0:
             log(f"[decoder] streamed {n + 1}/{len(entries)} clips ({time.perf_counter() - t0:.0f} s)")
-    return {"entries": entries, "index": index, "latents": lat, "frames": frames}
+    return {"entries": entries, "index": index, "latents": lat, "styles": styles, "frames": frames}
 
 
 def _fingerprint(model_dir: Path) -> str:
@@ -112,18 +116,19 @@ def _fingerprint(model_dir: Path) -> str:
 def save_latents(path: Path, got: dict, fingerprint: str) -> None:
     np.savez(path, fingerprint=np.array(fingerprint), frames=np.array(got["frames"]),
              entries=np.array(json.dumps(got["entries"])), index=np.array(got["index"], dtype=np.float64),
-             **{f"lat{i}": v for i, v in enumerate(got["latents"])})
+             **{f"lat{i}": v for i, v in enumerate(got["latents"])},
+             **{f"sty{i}": v for i, v in enumerate(got["styles"])})
 
 
 def load_latents(path: Path, fingerprint: str) -> dict | None:
     if not path.is_file():
         return None
     d = np.load(path)
-    if str(d["fingerprint"]) != fingerprint:
-        return None  # a different DiT: its latents are not this model's
+    if str(d["fingerprint"]) != fingerprint or "sty0" not in d.files:
+        return None  # a different DiT (its latents are not this model's), or stored without style vectors
     index = [(int(n), float(s)) for n, s in d["index"]]
     return {"entries": json.loads(str(d["entries"])), "index": index, "frames": int(d["frames"]),
-            "latents": [d[f"lat{i}"] for i in range(len(index))]}
+            "latents": [d[f"lat{i}"] for i in range(len(index))], "styles": [d[f"sty{i}"] for i in range(len(index))]}
 
 
 class DecoderPairs:
@@ -143,19 +148,20 @@ class DecoderPairs:
         lh, lw = lat.shape[-2:]
         ch, cw = min(crop // STRIDE, lh), min(crop // STRIDE, lw)
         y, x = int(rng.integers(lh - ch + 1)), int(rng.integers(lw - cw + 1))
-        return src, tgt, lat[i], (y, x, ch, cw)
+        style = self.got["styles"][k]
+        return src, tgt, lat[i], (y, x, ch, cw), (torch.from_numpy(style)[None] if style.size else None)
 
 
 def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int) -> torch.Tensor:
     """L1 + gradient L1 of decoded crops; guides come from the whole frame, as when streaming."""
     losses = []
     for _ in range(batch):
-        src, tgt, lat, (y, x, ch, cw) = pairs.sample(rng, crop)
+        src, tgt, lat, (y, x, ch, cw), style = pairs.sample(rng, crop)
         with torch.no_grad():
             g = ae.guides(to_tensor(src[None]))
         crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2, STRIDE)))
         z = torch.from_numpy(lat[:, y:y + ch, x:x + cw].astype(np.float32))[None]
-        out = ae.decode(z, crops)
+        out = ae.decode(z, crops, style)
         t = to_tensor(tgt[None, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
         losses.append((out - t).abs().mean() + _grad_l1(out, t))
     return torch.stack(losses).mean()
@@ -179,7 +185,7 @@ def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 
 def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
                   save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
-                  detail_gain: float | None = None) -> dict:
+                  detail_gain: float | None = None, style_film: bool = False) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -196,10 +202,14 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         ae = model.codec.ae.float().to(memory_format=torch.contiguous_format)
         if affine and not ae.affine:
             ae = with_affine_head(ae)
+        if style_film and not ae.style_dim:
+            if not model.dit.cfg.style_modulation:
+                raise ValueError(f"{model_dir}: --style-film needs a style-modulated DiT (its style vector)")
+            ae = with_style_film(ae, model.dit.cfg.dim)
         if detail_gain is not None and ae.affine:
             set_detail_gain(ae, detail_gain)
         ae.requires_grad_(False)
-        params = [p for name in DECODER_PARTS for p in getattr(ae, name).parameters()]
+        params = [p for name in DECODER_PARTS if hasattr(ae, name) for p in getattr(ae, name).parameters()]
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
@@ -228,12 +238,12 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         if folder.resolve() != Path(model_dir).resolve():
             shutil.copytree(model_dir, folder, dirs_exist_ok=True)
         save_weights(ae.eval(), folder / "vae.safetensors")
-        if ae.affine:
-            ModelConfig.load(folder / "config.json").replace(codec_head="affine").save(folder / "config.json")
+        ModelConfig.load(folder / "config.json").replace(codec_head="affine" if ae.affine else "rgb",
+                                                         codec_style_dim=ae.style_dim).save(folder / "config.json")
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
     record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
-              "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
+              "style_film": bool(ae.style_dim), "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
     card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}
@@ -261,6 +271,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=6, help="frames streamed per clip")
     ap.add_argument("--affine-head", action="store_true",
                     help="give the decoder the affine head (a colour transform of each source pixel)")
+    ap.add_argument("--style-film", action="store_true",
+                    help="let the DiT's style vector scale and shift the decoder's features (FiLM, from zero)")
     ap.add_argument("--detail-gain", type=float,
                     help="with the affine head: start with the source's detail layer passed through times this")
     ap.add_argument("--seed", type=int, default=0)
@@ -293,7 +305,7 @@ def main(argv=None) -> int:
                 get_any_style(s)
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
                       a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
-                      detail_gain=a.detail_gain)
+                      detail_gain=a.detail_gain, style_film=a.style_film)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
