@@ -112,7 +112,7 @@ class GuidedAutoencoder(nn.Module):
         for i, (up, g) in enumerate(((self.up3, g3), (self.up2, g2), (self.up1, g1))):
             h = up(h, g)
             if film is not None:
-                h = h * (1 + film[2 * i][:, :, None, None]) + film[2 * i + 1][:, :, None, None]
+                h = torch.addcmul(film[2 * i + 1][:, :, None, None], h, 1 + film[2 * i][:, :, None, None])
         out = self.to_rgb(h)
         if self.affine:  # out: 9 matrix entries (row-major), then the offset; one 3x3 product per pixel
             n, _, hh, ww = out.shape
