@@ -417,8 +417,10 @@ class LiveEngine:
     # ----------------------------------------------------------------------------- frames
     def _process(self, item: CapturedFrame) -> None:
         st = self.stylizer
-        self._pending.append(item)
         try:
+            # sized once, as the output shows it: the stylizer and the side-by-side view share this copy
+            item = replace(item, image=st.as_output(item.image))
+            self._pending.append(item)
             outputs = st.push(item.image)
         except BaseException as e:
             if is_out_of_memory(e):
@@ -443,7 +445,7 @@ class LiveEngine:
             src = self._pending.popleft() if self._pending else item
             out = self._crossfade(out, src.timestamp)
             self._out_index += 1
-            results.append(StylizedFrame(out, st.as_output(src.image), src.timestamp, now,
+            results.append(StylizedFrame(out, src.image, src.timestamp, now,
                                          self._out_index, self.style_serial, src.media_time, src.tag))
         self._last_output = results[-1].image
         self.processed += len(results)

@@ -36,9 +36,9 @@ def output_size(h: int, w: int) -> tuple[int, int]:
     return (h, w) if f == 1.0 else (max(16, round(h * f)), max(16, round(w * f)))
 
 
-def at_output_size(frame: np.ndarray) -> np.ndarray:
-    """``frame`` resized to ``output_size`` (unchanged when it already fits)."""
-    h, w = output_size(*frame.shape[:2])
+def at_output_size(frame: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """``frame`` resized to ``size`` (default: its ``output_size``); unchanged when it already has it."""
+    h, w = size or output_size(*frame.shape[:2])
     return frame if (h, w) == frame.shape[:2] else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
 
 
@@ -258,8 +258,7 @@ class StreamStylizer:
         model that renders at the source's size, else fitted to the working resolution."""
         if not self.guided:
             return fit_frame(frame, self.height, self.width)
-        h, w = self._frame_hw or output_size(*frame.shape[:2])
-        return frame if frame.shape[:2] == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+        return at_output_size(frame, self._frame_hw)
 
     def _switch(self, context, ref_latent) -> None:
         self.adacache.invalidate("style")

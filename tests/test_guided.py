@@ -8,6 +8,7 @@ import torch
 from model.checkpoint import build_tiny_parts, load_model, save_tiny_model
 from model.config import ModelConfig
 from model.guided_codec import GuidedAutoencoder, GuidedCodec
+from model.style import StyleSpec
 from model.stylizer import StreamStylizer
 from tests.conftest import moving_frames, synthetic_photo
 
@@ -240,3 +241,35 @@ def test_the_source_is_shown_at_the_size_the_output_has(guided_model):
     assert output_size(1080, 1920) == (720, 1280) and output_size(360, 640) == (360, 640)
     big = np.zeros((1080, 1920, 3), np.uint8)
     assert at_output_size(big).shape == (720, 1280, 3) and at_output_size(frames[0]) is frames[0]
+
+
+def test_the_engine_sizes_a_large_camera_frame_once(guided_model, monkeypatch):
+    """A frame above 1280x720 is shrunk once: the stylizer and the side-by-side view share that copy."""
+    import cv2
+
+    from app.engine import LiveEngine, LoadRequest
+    from tests.test_engine import Recorder
+
+    rec = Recorder()
+    eng = LiveEngine(rec)
+    eng.start()
+    try:
+        eng.load(LoadRequest(folder=guided_model.folder, device="cpu", warmup=False)).result(60)
+        eng.set_style(StyleSpec(prompt="thermal camera"), "thermal")
+        calls = []
+        resize = cv2.resize
+
+        def counting(img, *a, **k):
+            if img.shape[:2] == (1080, 1920):
+                calls.append(img.shape)
+            return resize(img, *a, **k)
+
+        monkeypatch.setattr(cv2, "resize", counting)
+        big = np.zeros((1080, 1920, 3), np.uint8)
+        for t in range(2):
+            eng.submit(big, float(t))
+        rec.wait(lambda: len(rec.frames) >= 2, timeout=120)
+        assert rec.frames[0].source.shape == rec.frames[0].image.shape == (720, 1280, 3)
+        assert len(calls) == 2, f"each 1920x1080 frame resized once, not {len(calls) / 2:g} times"
+    finally:
+        assert eng.stop(timeout=30)
