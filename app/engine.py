@@ -136,6 +136,7 @@ class LiveEngine:
         self.crossfade_s = 0.0
         self.processed = 0
         self._cmds: queue.Queue = queue.Queue()
+        self._cmds_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pending: deque[CapturedFrame] = deque()
         self._sinks = OutputSinks()
@@ -232,7 +233,8 @@ class LiveEngine:
         return s
 
     def _command(self, name: str, *args) -> None:
-        self._cmds.put((name, args))
+        with self._cmds_lock:
+            self._cmds.put((name, args))
         self.frames.wake()
 
     # --------------------------------------------------------------------- the engine thread
@@ -241,7 +243,10 @@ class LiveEngine:
             if not self._handle_commands():
                 break
             if self.stylizer is None or self.style is None or self._halted:
-                self.frames.get(timeout=0.1)  # wait for a command; frames arriving now are stale
+                with self._cmds_lock:  # frames that came while nothing could stylize them are stale, but
+                    if self._cmds.empty():  # not those sent just after a command that will (a style)
+                        self.frames.clear()
+                self.frames.wait(timeout=0.1)
                 continue
             item = self.frames.get(timeout=0.1)
             if item is None:

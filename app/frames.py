@@ -67,6 +67,14 @@ class FrameQueue:
             self._wake = False
             return self._items.popleft() if self._items else None
 
+    def wait(self, timeout: float) -> None:
+        """Block until an item is queued, ``wake()`` or the timeout, taking nothing (an idle consumer
+        waits for commands this way without eating the frames meant for after them)."""
+        with self._cond:
+            if not self._items and not self._closed and not self._wake:
+                self._cond.wait(timeout)
+            self._wake = False
+
     def wake(self) -> None:
         """Make a waiting ``get`` return now (used to deliver commands promptly)."""
         with self._cond:

@@ -425,6 +425,28 @@ def test_commands_are_applied_between_chunks(engine, random_model_dir):
     assert seen[:2] == [1.0, 0.3]
 
 
+def test_frames_sent_right_after_the_first_style_are_stylized_and_earlier_ones_dropped(engine, random_model_dir):
+    """A frame that arrives before any style is stale; one sent just after ``set_style`` is not, even when
+    it reaches the idle engine before the style command does (the queue's lock is held so that both land
+    at once: the engine then sees the frame and the wake-up together)."""
+    import time
+
+    from app.engine import LoadRequest
+    from model.style import StyleSpec
+
+    eng, rec = engine
+    eng.load(LoadRequest(folder=random_model_dir, device="cpu", warmup=False)).result(60)
+    frames = moving_frames(3)
+    eng.submit(frames[0], 0.0)
+    time.sleep(0.3)  # the idle engine drops it: nothing could stylize it
+    with eng.frames._cond:
+        eng.set_style(StyleSpec(prompt="cartoon"), "cartoon")
+        eng.submit(frames[1], 1.0)
+        eng.submit(frames[2], 2.0)
+    rec.wait(lambda: len(rec.frames) >= 2, timeout=60)
+    assert [f.timestamp for f in rec.frames] == [1.0, 2.0]
+
+
 def test_engine_reports_bad_inputs_and_keeps_running(engine, random_model_dir, tmp_path):
     from app.engine import LoadRequest
     from model.style import StyleSpec

@@ -273,3 +273,16 @@ def test_the_engine_sizes_a_large_camera_frame_once(guided_model, monkeypatch):
         assert len(calls) == 2, f"each 1920x1080 frame resized once, not {len(calls) / 2:g} times"
     finally:
         assert eng.stop(timeout=30)
+
+
+def test_a_narrower_decoder_fit_trains_only_on_its_styles_from_a_wider_cache():
+    from model.train import decoder
+
+    got = {"entries": [{"style": "thermal"}, {"style": "cartoon"}, {"style": "thermal"}],
+           "index": [(0, 1.0), (0, 0.5), (1, 1.0), (2, 1.0)], "latents": ["t1", "t.5", "c1", "t2"],
+           "styles": ["st1", "st.5", "sc1", "st2"], "frames": 2}
+    only = decoder.only_styles(got, ["thermal"])
+    assert only["latents"] == ["t1", "t.5", "t2"] and only["styles"] == ["st1", "st.5", "st2"]
+    assert only["index"] == [(0, 1.0), (0, 0.5), (2, 1.0)] and only["entries"] is got["entries"]
+    with pytest.raises(ValueError, match="no clips of the styles ink_wash"):
+        decoder.only_styles(got, ["ink_wash"])

@@ -42,7 +42,9 @@ def test_report_json_and_contact_sheet(random_model_dir, video_dir, style_images
     for row in list(r["styles"].values()) + list(r["references"].values()):
         assert set(row) == {"psnr", "ssim", "sharpness", "flicker", "target_flicker", "structure", "target_structure"}
         assert 0 < row["psnr"] < 100 and row["sharpness"] > 0 and row["target_flicker"] > 0
-    assert r["unseen_prompts"]["total"] == 6
+    unseen = r["unseen_prompts"]
+    assert unseen["total"] == 6 and unseen["clips"] == ["pan.mp4"]
+    assert unseen["selected_rate"] is None, "a model without a style vocabulary has no prompt matching to rate"
     peer = r["per_frame_network_flicker"]
     assert "starry_swirls" in peer and "ref:a.png" in peer and peer["mean"] > 0
     sheet = cv2.imread(str(out.with_suffix(".png")))

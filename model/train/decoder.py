@@ -113,6 +113,15 @@ def _fingerprint(model_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
+def only_styles(got: dict, styles: list[str]) -> dict:
+    """The streamed clips of ``styles`` only: a cache streamed for more styles serves a narrower fit."""
+    keep = [k for k, (n, _) in enumerate(got["index"]) if got["entries"][n]["style"] in styles]
+    if not keep:
+        raise ValueError(f"the streamed latents hold no clips of the styles {', '.join(styles)}")
+    return {**got, "index": [got["index"][k] for k in keep], "latents": [got["latents"][k] for k in keep],
+            "styles": [got["styles"][k] for k in keep]}
+
+
 def save_latents(path: Path, got: dict, fingerprint: str) -> None:
     np.savez(path, fingerprint=np.array(fingerprint), frames=np.array(got["frames"]),
              entries=np.array(json.dumps(got["entries"])), index=np.array(got["index"], dtype=np.float64),
@@ -219,7 +228,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
             start, extra = load_state(out, ae, opt, rng)
             history = extra.get("history", [])
             print(f"resumed from {out / STATE_FILE} at step {start}")
-        pairs = DecoderPairs(data_dir, got)
+        pairs = DecoderPairs(data_dir, only_styles(got, styles))
         log = Log("decoder", steps, every=50)
         t0 = time.perf_counter()
         for i in range(start, steps):
