@@ -36,10 +36,21 @@ def output_size(h: int, w: int) -> tuple[int, int]:
     return (h, w) if f == 1.0 else (max(16, round(h * f)), max(16, round(w * f)))
 
 
+def working_size(h: int, w: int, min_side: int) -> tuple[int, int]:
+    """The size a guided model stylizes an ``output_size`` frame at: enlarged so that its short side is at
+    least ``min_side`` (a 160x120 camera would give the DiT a 10x8 latent, 4x5 tokens for a whole face),
+    else the frame's own."""
+    f = min(max(1.0, min_side / min(h, w)), MAX_OUTPUT[0] / min(h, w), MAX_OUTPUT[1] / max(h, w))
+    return (h, w) if f <= 1.0 else (round(h * f), round(w * f))
+
+
 def at_output_size(frame: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """``frame`` resized to ``size`` (default: its ``output_size``); unchanged when it already has it."""
     h, w = size or output_size(*frame.shape[:2])
-    return frame if (h, w) == frame.shape[:2] else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    if (h, w) == frame.shape[:2]:
+        return frame
+    interp = cv2.INTER_AREA if h < frame.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(frame, (w, h), interpolation=interp)
 
 
 class StyleError(ValueError):
@@ -124,6 +135,7 @@ class StreamStylizer:
         # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution
         self.guided = isinstance(self.model.codec, GuidedCodec)
         self._frame_hw: tuple[int, int] | None = None  # guided: the stream's frame size, set by its first frame
+        self._work_hw: tuple[int, int] | None = None  # guided: the size it is stylized at (working_size)
         self._ref_image: np.ndarray | None = None
         self.anchor_reference = anchor_reference
         self.cache = self._new_cache(self.cfg.window_frames)
@@ -233,11 +245,12 @@ class StreamStylizer:
         if not self.guided or self._frame_hw is None:
             return self.height, self.width
         step = self.cfg.vae_stride[1] * self.cfg.patch_size[1]
-        return tuple(-(-x // step) * step for x in self._frame_hw)
+        return tuple(-(-x // step) * step for x in self._work_hw)
 
     def _set_frame_size(self, hw: tuple[int, int]) -> None:
         """A guided stream's first frame fixes its size: the token grid, the cache and the reference follow."""
         self._frame_hw = hw
+        self._work_hw = working_size(*hw, min(self.cfg.resolution))
         self.cache = self._new_cache(self.cache.window_frames)
         self.adacache.reset()
         if self._ref_image is not None and self._ref_latent is not None:
@@ -251,7 +264,7 @@ class StreamStylizer:
             raise ValueError(f"frames must be uint8 HxWx3 RGB arrays, got {frame.dtype} {frame.shape}")
         if self._frame_hw is None:
             self._set_frame_size(output_size(*frame.shape[:2]))
-        return self.as_output(frame)
+        return at_output_size(self.as_output(frame), self._work_hw)
 
     def as_output(self, frame: np.ndarray) -> np.ndarray:
         """The source frame as the output shows it, for side-by-side views: at the stream's size for a
@@ -376,6 +389,8 @@ class StreamStylizer:
         out = out.permute(0, 2, 3, 1).cpu().numpy()
         if self.guided:
             out = out[:, :frames[0].shape[0], :frames[0].shape[1]]
+            if self._work_hw != self._frame_hw:  # stylized at a larger size: shown at the stream's own
+                out = np.stack([at_output_size(o, self._frame_hw) for o in out])
         times.decode += (self._tick() - t3) * 1000
         times.chunks += 1
         times.frames += len(frames)

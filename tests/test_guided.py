@@ -52,6 +52,20 @@ def test_output_at_the_source_size(guided_model, hw):
     assert grid == (-(-hw[0] // step), -(-hw[1] // step))
 
 
+def test_a_small_camera_is_stylized_at_the_models_size_and_shown_at_its_own(guided_model):
+    from model.stylizer import working_size
+
+    assert working_size(120, 160, 288) == (288, 384) and working_size(360, 640, 288) == (360, 640)
+    assert working_size(100, 1000, 288) == (128, 1280), "never past the largest output"
+    low = min(guided_model.config.resolution)
+    s = StreamStylizer(guided_model, steps=1)
+    s.set_text("thermal camera")
+    hw = (low // 2, low * 2 // 3)
+    out = s.push(moving_frames(2, *hw))
+    assert [o.shape for o in out] == [(*hw, 3)] * 2, "shown at the camera's own size"
+    assert s.cache.grid == (-(-low // 32), -(-(low * 4 // 3) // 32)), "the tokens of the enlarged frame"
+
+
 def test_large_sources_are_shrunk_and_a_new_stream_takes_its_own_size(guided_model):
     s = StreamStylizer(guided_model, steps=1)
     s.set_reference(synthetic_photo(3, 90, 90))
