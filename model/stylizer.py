@@ -110,7 +110,7 @@ class StreamStylizer:
                  dtype: torch.dtype | None = None, seed: int = 0, steps: list[int] | int | None = None,
                  strength: float | None = None, anchor_reference: bool = True, profile: bool = False,
                  adacache="off", match_prompts: bool = True, speed: str | None = None, noise: str | None = None,
-                 smoothing: float | None = None):
+                 smoothing: float | None = None, min_side: int | None = None):
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA was requested but no CUDA device is available")
@@ -136,6 +136,8 @@ class StreamStylizer:
         self.guided = isinstance(self.model.codec, GuidedCodec)
         self._frame_hw: tuple[int, int] | None = None  # guided: the stream's frame size, set by its first frame
         self._work_hw: tuple[int, int] | None = None  # guided: the size it is stylized at (working_size)
+        # a guided stream's frames are stylized with their short side at least this (None: the model's own)
+        self.min_side = min(self.cfg.resolution) if min_side is None else min_side
         self._ref_image: np.ndarray | None = None
         self.anchor_reference = anchor_reference
         self.cache = self._new_cache(self.cfg.window_frames)
@@ -250,7 +252,7 @@ class StreamStylizer:
     def _set_frame_size(self, hw: tuple[int, int]) -> None:
         """A guided stream's first frame fixes its size: the token grid, the cache and the reference follow."""
         self._frame_hw = hw
-        self._work_hw = working_size(*hw, min(self.cfg.resolution))
+        self._work_hw = working_size(*hw, self.min_side)
         self.cache = self._new_cache(self.cache.window_frames)
         self.adacache.reset()
         if self._ref_image is not None and self._ref_latent is not None:

@@ -148,6 +148,9 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
                 scales=[1.0, 0.5], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1, affine=affine,
                 style_film=film)
     rec = decoder.train_decoder(out=tmp_path / "a", steps=4, resume=False, **args)
+    streamed = np.load(tmp_path / "a" / decoder.LATENTS_FILE)
+    grids = {s: streamed[f"lat{i}"].shape[-2:] for i, (_, s) in enumerate(streamed["index"])}
+    assert grids[0.5][0] < grids[1.0][0], "half-size clips stream at their own size, not enlarged"
     decoder.train_decoder(out=tmp_path / "b", steps=2, resume=False, **args)
     decoder.train_decoder(out=tmp_path / "b", steps=4, resume=True, **args)
     before = load_file(str(guided_model.folder / "vae.safetensors"))

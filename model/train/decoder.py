@@ -86,7 +86,7 @@ def stream_latents(model_dir: Path, data_dir: Path, entries: list[dict], scales:
         raise ValueError(f"{model_dir} does not use a guided codec (config vae: 'guided')")
     rec = RecordingCodec(model.codec)
     model.codec = rec
-    st = StreamStylizer(model, noise="fixed")
+    st = StreamStylizer(model, noise="fixed", min_side=0)  # each scale at its own size, as the pairs crop it
     chunk = st.chunk_size
     frames = max(chunk, frames // chunk * chunk)
     lat, styles, index = [], [], []
