@@ -421,43 +421,57 @@ class LiveEngine:
 
     # ----------------------------------------------------------------------------- frames
     def _process(self, item: CapturedFrame) -> None:
+        """Stylize one captured frame; each stylized frame goes out as soon as the stylizer yields it
+        (a source-size model's first frame of a chunk leaves while the next one decodes)."""
+        outputs = self._stylize(item)
+        while outputs is not None:
+            try:
+                out = next(outputs)
+            except StopIteration:
+                return
+            except BaseException as e:
+                self._failed(e)
+                return
+            self._emit(out, item)
+
+    def _stylize(self, item: CapturedFrame):
         st = self.stylizer
         try:
             # sized once, as the output shows it: the stylizer and the side-by-side view share this copy
             item = replace(item, image=st.as_output(item.image))
             self._pending.append(item)
-            outputs = st.push(item.image)
+            return st.stream(item.image)
         except BaseException as e:
-            if is_out_of_memory(e):
-                self._oom(e)
-                return
-            if isinstance(e, (KeyboardInterrupt, SystemExit)):
-                raise
-            log.error("stylizing failed:\n%s", traceback.format_exc())
-            self._pending.clear()
-            try:
-                st.reset()
-            except Exception:
-                pass
-            self._set_halted(f"{e.__class__.__name__}: {e}")
-            self.events.on_error("engine", f"Stylizing stopped: {e.__class__.__name__}: {e}")
+            self._failed(e)
+            return None
+
+    def _failed(self, e: BaseException) -> None:
+        if is_out_of_memory(e):
+            self._oom(e)
             return
-        if not outputs:
-            return
-        now = time.perf_counter()
-        results = []
-        for out in outputs:
-            src = self._pending.popleft() if self._pending else item
-            out = self._crossfade(out, src.timestamp)
-            self._out_index += 1
-            results.append(StylizedFrame(out, src.image, src.timestamp, now,
-                                         self._out_index, self.style_serial, src.media_time, src.tag))
-        self._last_output = results[-1].image
-        self.processed += len(results)
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise e
+        log.error("stylizing failed:\n%s", "".join(traceback.format_exception(e)))
+        self._pending.clear()
+        try:
+            self.stylizer.reset()
+        except Exception:
+            pass
+        self._set_halted(f"{e.__class__.__name__}: {e}")
+        self.events.on_error("engine", f"Stylizing stopped: {e.__class__.__name__}: {e}")
+
+    def _emit(self, out: np.ndarray, item: CapturedFrame) -> None:
+        src = self._pending.popleft() if self._pending else item
+        out = self._crossfade(out, src.timestamp)
+        self._out_index += 1
+        frame = StylizedFrame(out, src.image, src.timestamp, time.perf_counter(), self._out_index,
+                              self.style_serial, src.media_time, src.tag)
+        self._last_output = frame.image
+        self.processed += 1
         with self._stats_lock:
-            self._stats = dict(st.times.per_frame())
-        self._sinks.deliver(results, lambda e: self.events.on_error("sink", f"an output stopped: {e}"))
-        self.events.on_frames(results)
+            self._stats = dict(self.stylizer.times.per_frame())
+        self._sinks.deliver([frame], lambda e: self.events.on_error("sink", f"an output stopped: {e}"))
+        self.events.on_frames([frame])
 
     def _crossfade(self, image: np.ndarray, timestamp: float) -> np.ndarray:
         fade = self._fade

@@ -1,13 +1,15 @@
 """Local engine versus the same engine behind ``main.py serve`` on loopback, in one run.
 
-    python -m benchmarks.remote_bench                      # embedded model, CPU, 320x192 and 640x384
+    python -m benchmarks.remote_bench                      # embedded model, CPU, 320x192 and 640x360
     python -m benchmarks.remote_bench --device cuda --resolutions 480x832 --threads 8
 
-A camera is simulated: a moving texture at 640x360, ``--capture-fps`` frames a second, each stamped
-with its capture time. Each resolution is measured with the in-process ``LiveEngine`` and with a
-``RemoteEngine`` driving a ``main.py serve`` child process over WebRTC on 127.0.0.1 (both with the
-same torch threads), alternating ``--repeats`` times so that a change in the machine's load hits both.
-After a warm-up, for ``--seconds``:
+A camera is simulated: a moving texture, ``--capture-fps`` frames a second, each stamped with its
+capture time. Each row is a size: a model that renders at the source's size (the embedded one) gets a
+camera of that size and works at its own rule, as in the app; any other model gets a 640x360 camera
+and that working size (a multiple of its 16 pixels). Each row is measured with the in-process
+``LiveEngine`` and with a ``RemoteEngine`` driving a ``main.py serve`` child process over WebRTC on
+127.0.0.1 (both with the same torch threads), alternating ``--repeats`` times so that a change in the
+machine's load hits both. After a warm-up, for ``--seconds``:
 
 - ``fps``: stylized frames delivered per second.
 - ``capture_to_display_ms`` p50/p99: from a frame's capture to the moment the engine hands it to the
@@ -18,8 +20,7 @@ After a warm-up, for ``--seconds``:
 Then ``--connects`` clients connect and leave one after another; the server's resident memory is read
 (after a garbage collection) after the first tenth and at the end: it should stay flat.
 
-The working size must be a multiple of the model's 16 pixels, so "640x360" is measured as 640x384
-(what the app offers at twice the embedded model's size). JSON in ``benchmarks/results/``.
+JSON in ``benchmarks/results/``.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -107,8 +109,8 @@ def pct(values, q):
     return float(np.percentile(values, q)) if len(values) else None
 
 
-def measure(engine, events: Collector, args) -> dict:
-    frames = camera_frames()
+def measure(engine, events: Collector, args, camera: tuple[int, int]) -> dict:
+    frames = camera_frames(height=camera[0], width=camera[1])
     with Camera(engine, args.capture_fps, frames) as cam:
         time.sleep(args.warmup)
         start = time.perf_counter()
@@ -123,15 +125,15 @@ def measure(engine, events: Collector, args) -> dict:
             "frames_captured": submitted}
 
 
-def run_local(model: str | None, resolution, args) -> dict:
+def run_local(model: str | None, row: "Row", args) -> dict:
     events = Collector()
     engine = LiveEngine(events)
     engine.start()
     try:
         engine.set_style(StyleSpec(prompt=args.prompt), "bench")
-        engine.load(LoadRequest(folder=model, device=args.device, resolution=resolution,
+        engine.load(LoadRequest(folder=model, device=args.device, resolution=row.resolution,
                                 cpu_threads=args.threads)).result(600)
-        result = measure(engine, events, args)
+        result = measure(engine, events, args, row.camera)
         stats = engine.stats()
         result["stages_ms_per_frame"] = {k: stats.get(k) for k in ("encode_ms", "dit_ms", "decode_ms")}
         return result
@@ -139,14 +141,14 @@ def run_local(model: str | None, resolution, args) -> dict:
         engine.stop()
 
 
-def run_remote(url: str, token: str, resolution, args) -> dict:
+def run_remote(url: str, token: str, row: "Row", args) -> dict:
     events = Collector()
     engine = RemoteEngine(url, token, events)
     engine.start()
     try:
         engine.set_style(StyleSpec(prompt=args.prompt), "bench")
-        engine.load(LoadRequest(device=args.device, resolution=resolution)).result(600)
-        result = measure(engine, events, args)
+        engine.load(LoadRequest(device=args.device, resolution=row.resolution)).result(600)
+        result = measure(engine, events, args, row.camera)
         stats = engine.stats()
         result["stages_ms_per_frame"] = {k: stats.get(k) for k in ("encode_ms", "dit_ms", "decode_ms")}
         for key in ("rtt_ms", "server_ms", "network_ms"):
@@ -231,7 +233,7 @@ def connect_cycles(url: str, token: str, n: int) -> dict:
 
 
 def parse_resolutions(text: str) -> list[tuple[int, int]]:
-    """'320x192,640x384' (width x height) -> [(192, 320), (384, 640)]."""
+    """'320x192,640x360' (width x height) -> [(192, 320), (360, 640)]."""
     out = []
     for part in text.split(","):
         w, h = (int(v) for v in part.lower().split("x"))
@@ -239,12 +241,34 @@ def parse_resolutions(text: str) -> list[tuple[int, int]]:
     return out
 
 
+class Row(NamedTuple):
+    size: tuple[int, int]  # (height, width), as reported
+    camera: tuple[int, int]  # the simulated camera's frames
+    resolution: tuple[int, int] | None  # the working size requested (None: the model's own rule)
+
+
+def plan_rows(sizes: list[tuple[int, int]], source_size: bool) -> list[Row]:
+    """A source-size model is measured as the app runs it: a camera of each size, no override. Others
+    work at each size (rounded up to their 16 pixels) from a 640x360 camera."""
+    if source_size:
+        return [Row(hw, hw, None) for hw in sizes]
+    return [Row(hw, (360, 640), (-(-hw[0] // 16) * 16, -(-hw[1] // 16) * 16)) for hw in sizes]
+
+
+def renders_at_source_size(model: str | None) -> bool:
+    from model.checkpoint import DEFAULT_MODEL_DIR
+    from model.config import ModelConfig
+
+    return ModelConfig.load(Path(model or DEFAULT_MODEL_DIR) / "config.json").vae == "guided"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="remote_bench", description="Local engine vs the same engine over loopback "
                                 "WebRTC (main.py serve): frames/s and capture-to-display latency.")
     p.add_argument("--model", help="model folder (default: the embedded model)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--resolutions", default="320x192,640x384", help="working sizes, WxH, comma-separated")
+    p.add_argument("--resolutions", default="320x192,640x360",
+                   help="sizes, WxH, comma-separated: the camera's for a model that renders at the source's size")
     p.add_argument("--seconds", type=float, default=20.0, help="measured seconds per run (default 20)")
     p.add_argument("--warmup", type=float, default=4.0, help="seconds streamed before measuring (default 4)")
     p.add_argument("--repeats", type=int, default=1, help="local/remote pairs per resolution (default 1)")
@@ -278,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     args = build_parser().parse_args(argv)
-    resolutions = parse_resolutions(args.resolutions)
+    rows = plan_rows(parse_resolutions(args.resolutions), renders_at_source_size(args.model))
     torch.set_num_threads(args.threads)
     load_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     token = secrets.token_urlsafe(24)
@@ -288,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         token_file.write_text(token)
         server = ServerProcess(args, token_file)
         try:
-            for res in resolutions:
+            for row in rows:
+                res = row.size
                 local_runs, remote_runs = [], []
                 for rep in range(args.repeats):
                     order = ("local", "remote") if rep % 2 == 0 else ("remote", "local")
@@ -296,11 +321,13 @@ def main(argv: list[str] | None = None) -> int:
                         print(f"{res[1]}x{res[0]} {mode} (run {rep + 1}/{args.repeats})...", file=sys.stderr,
                               flush=True)
                         if mode == "local":
-                            local_runs.append(run_local(args.model, res, args))
+                            local_runs.append(run_local(args.model, row, args))
                         else:
-                            remote_runs.append(run_remote(server.url, token, res, args))
+                            remote_runs.append(run_remote(server.url, token, row, args))
                 local, remote = summarize(local_runs), summarize(remote_runs)
-                entry = {"resolution": list(res), "local": local, "remote": remote,
+                entry = {"resolution": list(res), "camera": list(row.camera),
+                         "working_size_requested": list(row.resolution) if row.resolution else "the model's own",
+                         "local": local, "remote": remote,
                          "remote_vs_local": {
                              "fps_ratio": remote["fps"] / local["fps"] if local["fps"] else None,
                              "added_p50_ms": remote["capture_to_display_p50_ms"] - local["capture_to_display_p50_ms"],
@@ -327,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
                    "load_average_at_start": load_start,
                    "load_average_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "settings": {"model": args.model or "embedded (resources/models/default)", "capture_fps": args.capture_fps,
-                     "camera_resolution": [360, 640], "seconds": args.seconds, "warmup_s": args.warmup,
+                     "seconds": args.seconds, "warmup_s": args.warmup,
                      "repeats": args.repeats, "prompt": args.prompt, "transport": "WebRTC over 127.0.0.1 (aiortc "
                      "default codec, VP8), server in a child process", "display": "frames handed to on_frames"},
         "bars": BARS,

@@ -207,14 +207,23 @@ class GuidedCodec:
         """[B, 3, H, W] -> [B, C, h, w] (reference images; their guides are not kept)."""
         return self.ae.features(_channels_last(image))[0].contiguous()
 
-    def decode(self, latents: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
-        """``style``: the DiT's [B, D] style vector, for a decoder that takes one."""
+    def decode(self, latents: torch.Tensor, style: torch.Tensor | None = None,
+               frames: slice | None = None) -> torch.Tensor:
+        """``style``: the DiT's [B, D] style vector, for a decoder that takes one. ``frames``: with one
+        stream (B = 1), the latents are these frames of the encoded chunk (decoding it piece by piece)."""
         if self._guides is None:
             raise RuntimeError("GuidedCodec.decode needs the source chunk: call encode first")
         b, f = latents.shape[:2]
+        guides = self._guides
+        if frames is not None:
+            if b != 1:
+                raise ValueError("decoding part of a chunk needs a batch of one stream")
+            guides = tuple(g[frames] for g in guides)
+            if guides[0].shape[0] != f:
+                raise ValueError(f"{f} latent frames for {guides[0].shape[0]} source frames")
         if style is not None:
             style = style.repeat_interleave(f, 0)
-        x = self.ae.decode(_channels_last(latents.flatten(0, 1)), self._guides, style)
+        x = self.ae.decode(_channels_last(latents.flatten(0, 1)), guides, style)
         return x.contiguous().view(b, f, *x.shape[1:])
 
     def reset(self) -> None:

@@ -8,6 +8,7 @@ a model. These are typing Protocols: nothing inherits from them and nothing chec
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -105,6 +106,8 @@ class Stylizer(StyleTarget, Protocol):
     def window_frames(self) -> int: ...
 
     def push(self, frames) -> list[np.ndarray]: ...
+
+    def stream(self, frames) -> Iterator[np.ndarray]: ...  # push, each frame as soon as it is ready
 
     def as_output(self, frame: np.ndarray) -> np.ndarray: ...  # the source as the output shows it
 

@@ -9,6 +9,7 @@ cache and anchors a new reference image if one is given.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -304,6 +305,13 @@ class StreamStylizer:
 
     def push(self, frames) -> list[np.ndarray]:
         """Add frames (uint8 HxWx3 RGB, any size); returns the stylized frames of every completed chunk."""
+        return list(self.stream(frames))
+
+    def stream(self, frames) -> Iterator[np.ndarray]:
+        """``push``, yielding each stylized frame as soon as it is ready. Why: a source-size model decodes
+        a chunk frame by frame, so its first frame leaves one decode earlier (lower latency live; a remote
+        server encodes it while the next one decodes). The frames are taken at once; iterate to the end
+        before the next call."""
         if self._context is None:
             raise StyleError("no style set: call set_text or set_reference first")
         if isinstance(frames, np.ndarray) and frames.ndim == 3:
@@ -311,12 +319,13 @@ class StreamStylizer:
         for f in frames:
             f = np.asarray(f)
             self._pending.append(self._guided_frame(f) if self.guided else fit_frame(f, self.height, self.width))
-        out: list[np.ndarray] = []
+        return self._completed_chunks()
+
+    def _completed_chunks(self) -> Iterator[np.ndarray]:
         while len(self._pending) >= self.chunk_size:  # re-read: a causal codec's first chunk is shorter
             n = self.chunk_size
             chunk, self._pending = self._pending[:n], self._pending[n:]
-            out.extend(self._process(chunk))
-        return out
+            yield from self._process(chunk)
 
     def flush(self) -> list[np.ndarray]:
         """Process buffered frames, padding the last chunk by repeating its final frame."""
@@ -325,7 +334,7 @@ class StreamStylizer:
         real = len(self._pending)
         chunk = self._pending + [self._pending[-1]] * (self.chunk_size - real)
         self._pending = []
-        return self._process(chunk)[:real]
+        return list(self._process(chunk))[:real]
 
     @property
     def pending(self) -> int:
@@ -342,7 +351,7 @@ class StreamStylizer:
         return time.perf_counter()
 
     @torch.no_grad()
-    def _process(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+    def _process(self, frames: list[np.ndarray]) -> Iterator[np.ndarray]:
         dit, codec, cache, times = self.model.dit, self.model.codec, self.cache, self.times
         t0 = self._tick()
         stack = np.stack(frames)
@@ -383,17 +392,28 @@ class StreamStylizer:
             self.adacache.abort()
             self.model.codec.reset()  # a causal codec's history now ends before the dropped chunk
             raise
-        t3 = self._tick()
-        times.cache_write += (t3 - t2) * 1000
-        latent = self.smoother(latent)
-        decoded = (codec.decode(latent, style=cache.style) if self.guided else codec.decode(latent))[0]
-        out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        out = out.permute(0, 2, 3, 1).cpu().numpy()
-        if self.guided:
-            out = out[:, :frames[0].shape[0], :frames[0].shape[1]]
-            if self._work_hw != self._frame_hw:  # stylized at a larger size: shown at the stream's own
-                out = np.stack([at_output_size(o, self._frame_hw) for o in out])
-        times.decode += (self._tick() - t3) * 1000
+        times.cache_write += (self._tick() - t2) * 1000
         times.chunks += 1
         times.frames += len(frames)
-        return list(out)
+        latent = self.smoother(latent)
+        if not self.guided:
+            t3 = self._tick()
+            images = self._images(codec.decode(latent)[0])
+            times.decode += (self._tick() - t3) * 1000
+            yield from images
+            return
+        h, w = frames[0].shape[:2]
+        for i in range(latent.shape[1]):  # frame by frame: each leaves as soon as it is decoded
+            t3 = self._tick()
+            image = self._images(codec.decode(latent[:, i:i + 1], style=cache.style, frames=slice(i, i + 1))[0])[0]
+            image = image[:h, :w]
+            if self._work_hw != self._frame_hw:  # stylized at a larger size: shown at the stream's own
+                image = at_output_size(image, self._frame_hw)
+            times.decode += (self._tick() - t3) * 1000
+            yield image
+
+    @staticmethod
+    def _images(decoded: torch.Tensor) -> np.ndarray:
+        """[F, 3, H, W] in [-1, 1] -> [F, H, W, 3] uint8."""
+        out = ((decoded.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return out.permute(0, 2, 3, 1).cpu().numpy()

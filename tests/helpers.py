@@ -161,6 +161,9 @@ class FakeStylizer:
         return settings
 
     # -- streaming
+    def stream(self, frames):
+        return iter(self.push(frames))
+
     def push(self, frames) -> list[np.ndarray]:
         from model.stylizer import StyleError, fit_frame
 

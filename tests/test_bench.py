@@ -65,3 +65,17 @@ def test_bench_bad_arguments_fail_clearly(argv, msg, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error:") and msg in err
     assert not (tmp_path / "x.json").exists()
+
+
+def test_remote_bench_measures_a_source_size_model_at_the_camera_size(tmp_path):
+    """The embedded model renders at the source's size: each row must be a camera of that size with no
+    working-size override (an override of 640x384 used to enlarge a 640x360 camera to 683x384)."""
+    from benchmarks.remote_bench import parse_resolutions, plan_rows, renders_at_source_size
+
+    sizes = parse_resolutions("320x192,640x360")
+    assert renders_at_source_size(None)
+    assert [(r.size, r.camera, r.resolution) for r in plan_rows(sizes, True)] == [
+        ((192, 320), (192, 320), None), ((360, 640), (360, 640), None)]
+    # a model with a fixed working size streams a 640x360 camera at each size, rounded up to 16 pixels
+    assert [(r.camera, r.resolution) for r in plan_rows(sizes, False)] == [
+        ((360, 640), (192, 320)), ((360, 640), (368, 640))]

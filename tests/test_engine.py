@@ -403,7 +403,7 @@ def test_commands_are_applied_between_chunks(engine, random_model_dir):
     eng.set_style(StyleSpec(prompt="cartoon"))
     eng.load(LoadRequest(folder=random_model_dir, device="cpu", warmup=False)).result(60)
     st = eng.stylizer
-    real_push = st.push
+    real_stream = st.stream
     inside, release = threading.Event(), threading.Event()
     seen = []
 
@@ -411,9 +411,9 @@ def test_commands_are_applied_between_chunks(engine, random_model_dir):
         seen.append(st.strength)
         inside.set()
         release.wait(10)
-        return real_push(frames)
+        return real_stream(frames)
 
-    st.push = slow_push
+    st.stream = slow_push
     eng.submit(moving_frames(1)[0], time.perf_counter())
     assert inside.wait(10)
     eng.set_strength(0.3)  # arrives while a frame is being stylized ...
@@ -467,7 +467,8 @@ def test_engine_reports_bad_inputs_and_keeps_running(engine, random_model_dir, t
     assert "empty" in rec.of("on_style_failed")[1][0] and eng.running and eng.style is None
 
 
-def test_engine_survives_out_of_memory_and_resumes(engine, random_model_dir):
+@pytest.mark.parametrize("when", ["at the call", "while the chunk decodes"])
+def test_engine_survives_out_of_memory_and_resumes(engine, random_model_dir, when):
     import time
 
     from app.engine import LoadRequest
@@ -478,14 +479,20 @@ def test_engine_survives_out_of_memory_and_resumes(engine, random_model_dir):
     eng.set_style(StyleSpec(prompt="cartoon"))
     eng.load(LoadRequest(folder=random_model_dir, device="cpu")).result(60)
     st = eng.stylizer
-    real_push = st.push
+    real_stream = st.stream
     calls = []
 
-    def push_out_of_memory(frames):
+    def out_of_memory():
         calls.append(1)
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    st.push = push_out_of_memory
+    def decoding(frames):  # the stylizer takes the frames, then fails yielding the chunk's first one
+        yield out_of_memory()
+
+    def push_out_of_memory(frames):
+        return out_of_memory() if when == "at the call" else decoding(frames)
+
+    st.stream = push_out_of_memory
     for f in moving_frames(4):
         eng.submit(f, time.perf_counter())
     rec.wait(lambda: rec.of("on_error"))
@@ -497,7 +504,7 @@ def test_engine_survives_out_of_memory_and_resumes(engine, random_model_dir):
         eng.submit(f, time.perf_counter())
     time.sleep(0.3)
     assert len(calls) == n  # paused after the error instead of failing on every frame
-    st.push = real_push
+    st.stream = real_stream
     eng.resume()
     rec.wait(lambda: rec.of("on_halted")[-1] == (False,))
     stream_through(eng, rec, moving_frames(50), 2)

@@ -145,15 +145,15 @@ def test_gui_stays_responsive_while_the_model_is_slow(qtbot, make_window):
     qtbot.waitUntil(lambda: w.model_info is not None, timeout=WAIT)
     wait_frames(qtbot, w)
     st = w.worker.stylizer
-    real_push = st.push
+    real_stream = st.stream
     slow_calls = []
 
     def slow_push(frames):
         slow_calls.append(time.perf_counter())
         time.sleep(2.0)  # the model takes two seconds per call
-        return real_push(frames)
+        return real_stream(frames)
 
-    st.push = slow_push
+    st.stream = slow_push
     qtbot.waitUntil(lambda: len(slow_calls) >= 1, timeout=WAIT)
     latencies = []
     while len(slow_calls) < 2 or len(latencies) < 8:  # probes across at least one whole slow call
@@ -165,7 +165,7 @@ def test_gui_stays_responsive_while_the_model_is_slow(qtbot, make_window):
         latencies.append(fired[0])
         qtbot.wait(150)
     assert max(latencies) < 1000, latencies  # the Qt event loop kept running
-    st.push = real_push
+    st.stream = real_stream
     wait_frames(qtbot, w)
 
 

@@ -303,3 +303,42 @@ def test_a_narrower_decoder_fit_trains_only_on_its_styles_from_a_wider_cache():
     assert only["index"] == [(0, 1.0), (0, 0.5), (2, 1.0)] and only["entries"] is got["entries"]
     with pytest.raises(ValueError, match="no clips of the styles ink_wash"):
         decoder.only_styles(got, ["ink_wash"])
+
+
+def test_decoding_a_chunk_frame_by_frame_matches_decoding_it_whole():
+    from model.guided_codec import with_affine_head, with_style_film
+
+    torch.manual_seed(0)
+    codec = GuidedCodec(with_style_film(with_affine_head(GuidedAutoencoder(8, (4, 8, 8, 16))), 12))
+    with torch.no_grad():
+        codec.ae.style_film.weight.normal_(0, 0.3)
+        codec.ae.to_rgb[0].weight.normal_(0, 0.1)
+    z = codec.encode(torch.rand(1, 3, 3, 64, 96) * 2 - 1)
+    style = torch.randn(1, 12)
+    whole = codec.decode(z, style)
+    parts = torch.cat([codec.decode(z[:, i:i + 1], style, frames=slice(i, i + 1)) for i in range(3)], 1)
+    assert torch.allclose(whole, parts, atol=1e-5)
+    assert not torch.allclose(parts[:, 0], parts[:, 1], atol=1e-3), "each part decoded with its own guides"
+    with pytest.raises(ValueError, match="2 latent frames for 1 source frames"):
+        codec.decode(z[:, :2], style, frames=slice(0, 1))
+
+
+def test_the_first_frame_of_a_chunk_leaves_before_the_next_is_decoded(guided_model):
+    s = StreamStylizer(guided_model, steps=1, noise="fixed")
+    s.set_text("thermal camera")
+    frames = moving_frames(4, 64, 96)
+    calls = []
+    decode = s.model.codec.decode
+    s.model.codec.decode = lambda *a, **k: calls.append(1) or decode(*a, **k)
+    try:
+        with pytest.raises(ValueError, match="uint8 HxWx3"):
+            s.stream([np.zeros((64, 96), np.uint8)])  # a bad frame is refused at the call, not later
+        it = s.stream(frames[:2])
+        assert not calls, "nothing is decoded before it is asked for"
+        first = next(it)
+        assert len(calls) == 1, "the chunk's first frame comes out after one decode, not after the chunk's"
+        streamed = [first, *it]
+    finally:
+        s.model.codec.decode = decode
+    s.reset()
+    assert all(np.array_equal(a, b) for a, b in zip(streamed, s.push(frames[:2]))), "push gives the same frames"

@@ -74,17 +74,17 @@ def test_engine_errors_pause_with_retry(qtbot, make_window):
     w = make_window(fake=True)
     wait_frames(qtbot, w)
     st = w.worker.stylizer
-    real_push = st.push
+    real_stream = st.stream
 
     def broken(frames):
         raise RuntimeError("kernel exploded")
 
-    st.push = broken
+    st.stream = broken
     qtbot.waitUntil(lambda: w.banners.text("engine") is not None, timeout=WAIT)
     assert "kernel exploded" in w.banners.text("engine")
     assert list(w.banners.banners["engine"].buttons) == ["Retry", "Reload"]
     qtbot.waitUntil(lambda: "paused" in w.stylized_view.message, timeout=WAIT)
-    st.push = real_push
+    st.stream = real_stream
     w.banners.banners["engine"].buttons["Retry"].click()
     qtbot.waitUntil(lambda: w.banners.text("engine") is None and w.stylized_view.message == "", timeout=WAIT)
     wait_frames(qtbot, w)

@@ -27,7 +27,7 @@ from ..checkpoint import load_model, save_weights
 from ..config import ModelConfig
 from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head, with_style_film
 from ..stylizer import StreamStylizer
-from .codec import _grad_l1, lr_at, to_tensor
+from .codec import _grad_l1, lr_at, texture_l1, to_tensor
 from .common import Log, fail, require_model_folder, threads, write_card
 from .data import load_clip, load_manifest, load_target
 from .metrics import psnr
@@ -47,10 +47,11 @@ class RecordingCodec(GuidedCodec):
         self.latents: list[torch.Tensor] = []
         self.style: torch.Tensor | None = None
 
-    def decode(self, latents: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, latents: torch.Tensor, style: torch.Tensor | None = None,
+               frames: slice | None = None) -> torch.Tensor:
         self.latents.append(latents[0].float().clone())
         self.style = None if style is None else style[0].float().clone()
-        return super().decode(latents, style)
+        return super().decode(latents, style, frames)
 
 
 def _scaled(frames: np.ndarray, scale: float) -> np.ndarray:
@@ -161,8 +162,9 @@ class DecoderPairs:
         return src, tgt, lat[i], (y, x, ch, cw), (torch.from_numpy(style)[None] if style.size else None)
 
 
-def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int) -> torch.Tensor:
-    """L1 + gradient L1 of decoded crops; guides come from the whole frame, as when streaming."""
+def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int, texture: float = 0.0) -> torch.Tensor:
+    """L1 + gradient L1 of decoded crops (+ ``texture`` x the texture-strength L1); guides come from the
+    whole frame, as when streaming."""
     losses = []
     for _ in range(batch):
         src, tgt, lat, (y, x, ch, cw), style = pairs.sample(rng, crop)
@@ -172,7 +174,8 @@ def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int) -> torch.T
         z = torch.from_numpy(lat[:, y:y + ch, x:x + cw].astype(np.float32))[None]
         out = ae.decode(z, crops, style)
         t = to_tensor(tgt[None, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
-        losses.append((out - t).abs().mean() + _grad_l1(out, t))
+        loss = (out - t).abs().mean() + _grad_l1(out, t)
+        losses.append(loss + texture * texture_l1(out, t) if texture else loss)
     return torch.stack(losses).mean()
 
 
@@ -194,7 +197,7 @@ def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 
 def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
                   save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
-                  detail_gain: float | None = None, style_film: bool = False) -> dict:
+                  detail_gain: float | None = None, style_film: bool = False, texture: float = 0.0) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -234,7 +237,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         for i in range(start, steps):
             for g in opt.param_groups:
                 g["lr"] = lr_at(i, steps, lr, warmup=100)
-            loss = decoder_loss(ae, pairs, rng, batch, crop)
+            loss = decoder_loss(ae, pairs, rng, batch, crop, texture)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -252,7 +255,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
     record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
-              "style_film": bool(ae.style_dim), "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
+              "style_film": bool(ae.style_dim), "texture": texture, "crop": crop, "lr": lr, "scales": scales,
+              "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
     card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}
@@ -284,6 +288,8 @@ def main(argv=None) -> int:
                     help="let the DiT's style vector scale and shift the decoder's features (FiLM, from zero)")
     ap.add_argument("--detail-gain", type=float,
                     help="with the affine head: start with the source's detail layer passed through times this")
+    ap.add_argument("--texture", type=float, default=0.0,
+                    help="weight of a loss on each 8x8 cell's texture strength (Laplacian RMS), against smoothing")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE_FILE} and OUT/{LATENTS_FILE}")
     ap.add_argument("--save-every", type=int, default=100)
@@ -294,6 +300,8 @@ def main(argv=None) -> int:
         fail(f"{a.data} is not a data set (no manifest.json; build one with `main.py train data`)")
     if a.crop < 16 or a.crop % 16:
         fail(f"--crop must be a positive multiple of 16, got {a.crop}")
+    if a.texture < 0:
+        fail(f"--texture must be 0 or more, got {a.texture}")
     for name, v in (("--steps", a.steps), ("--batch", a.batch), ("--save-every", a.save_every), ("--frames", a.frames)):
         if v < 1:
             fail(f"{name} must be at least 1, got {v}")
@@ -314,7 +322,7 @@ def main(argv=None) -> int:
                 get_any_style(s)
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
                       a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
-                      detail_gain=a.detail_gain, style_film=a.style_film)
+                      detail_gain=a.detail_gain, style_film=a.style_film, texture=a.texture)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
