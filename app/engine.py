@@ -1,7 +1,8 @@
 """The live engine, plain Python: one thread that owns the model and the StreamStylizer.
 
 Capture threads hand frames to a bounded drop-oldest ``FrameQueue``; the engine thread takes them one
-by one, stylizes them chunk by chunk and reports the results through callbacks (``EngineEvents``).
+by one, stylizes them chunk by chunk and reports each stylized frame through callbacks (``EngineEvents``)
+as soon as the model has decoded it - a chunk's first frame does not wait for its last.
 Commands (load a model, switch style, change strength/steps/speed/AdaCache/cross-fade, reset the
 stream) are queued and applied between chunks, so whoever calls them never waits on the model - the
 way Daydream Scope's PipelineProcessor queues parameters for the next chunk. Failures - a model folder
