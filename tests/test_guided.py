@@ -342,3 +342,25 @@ def test_the_first_frame_of_a_chunk_leaves_before_the_next_is_decoded(guided_mod
         s.model.codec.decode = decode
     s.reset()
     assert all(np.array_equal(a, b) for a, b in zip(streamed, s.push(frames[:2]))), "push gives the same frames"
+
+
+def test_a_decoder_fit_can_draw_one_style_more_often():
+    from model.train import decoder
+
+    got = {"entries": [{"style": "thermal"}, {"style": "cartoon"}], "index": [(0, 1.0), (1, 1.0), (1, 0.5)],
+           "latents": [None] * 3, "styles": [None] * 3, "frames": 2}
+    rng = np.random.default_rng(0)
+    plain = decoder.DecoderPairs("data", got)
+    assert abs(np.mean([plain.draw(rng) == 0 for _ in range(3000)]) - 1 / 3) < 0.04
+    weighted = decoder.DecoderPairs("data", got, {"thermal": 4.0})
+    assert abs(np.mean([weighted.draw(rng) == 0 for _ in range(3000)]) - 4 / 6) < 0.04
+
+def test_decoder_style_weights_are_checked(tmp_path):
+    from model.train import decoder
+
+    (tmp_path / "manifest.json").write_text("{}")
+    args = ["--model", "resources/models/default", "--data", str(tmp_path), "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit, match="positive weight, got 'cartoon=-1'"):
+        decoder.main(args + ["--style-weight", "cartoon=-1"])
+    with pytest.raises(SystemExit, match="names pixel_art, which this fit does not train"):
+        decoder.main(args + ["--style-weight", "pixel_art=2"])

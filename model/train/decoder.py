@@ -142,13 +142,22 @@ def load_latents(path: Path, fingerprint: str) -> dict | None:
 
 
 class DecoderPairs:
-    """Random crops of (DiT latent, source frame, target frame) aligned on the latent grid."""
+    """Random crops of (DiT latent, source frame, target frame) aligned on the latent grid. ``weights``:
+    how much more often a style's clips are drawn (default 1), to spend the fit where a style is weakest."""
 
-    def __init__(self, data_dir: Path, got: dict):
+    def __init__(self, data_dir: Path, got: dict, weights: dict[str, float] | None = None):
         self.dir, self.got = Path(data_dir), got
+        self.p = None
+        if weights:
+            w = np.array([weights.get(got["entries"][n]["style"], 1.0) for n, _ in got["index"]], np.float64)
+            self.p = w / w.sum()
+
+    def draw(self, rng: np.random.Generator) -> int:
+        n = len(self.got["index"])
+        return int(rng.integers(n)) if self.p is None else int(rng.choice(n, p=self.p))
 
     def sample(self, rng: np.random.Generator, crop: int):
-        k = int(rng.integers(len(self.got["index"])))
+        k = self.draw(rng)
         n, scale = self.got["index"][k]
         e = self.got["entries"][n]
         lat = self.got["latents"][k]
@@ -197,7 +206,8 @@ def measure(model_dir: Path, data_dir: Path, entries: list[dict], frames: int = 
 def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str], steps: int, batch: int, crop: int,
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
                   save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
-                  detail_gain: float | None = None, style_film: bool = False, texture: float = 0.0) -> dict:
+                  detail_gain: float | None = None, style_film: bool = False, texture: float = 0.0,
+                  style_weights: dict[str, float] | None = None) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -231,7 +241,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
             start, extra = load_state(out, ae, opt, rng)
             history = extra.get("history", [])
             print(f"resumed from {out / STATE_FILE} at step {start}")
-        pairs = DecoderPairs(data_dir, only_styles(got, styles))
+        pairs = DecoderPairs(data_dir, only_styles(got, styles), style_weights)
         log = Log("decoder", steps, every=50)
         t0 = time.perf_counter()
         for i in range(start, steps):
@@ -255,8 +265,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
     record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
-              "style_film": bool(ae.style_dim), "texture": texture, "crop": crop, "lr": lr, "scales": scales,
-              "clips": len(train),
+              "style_film": bool(ae.style_dim), "texture": texture, "style_weights": style_weights or {},
+              "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
     card = json.loads((folder / "model_card.json").read_text()) if (folder / "model_card.json").exists() else {}
@@ -290,6 +300,8 @@ def main(argv=None) -> int:
                     help="with the affine head: start with the source's detail layer passed through times this")
     ap.add_argument("--texture", type=float, default=0.0,
                     help="weight of a loss on each 8x8 cell's texture strength (Laplacian RMS), against smoothing")
+    ap.add_argument("--style-weight", action="append", default=[], metavar="STYLE=W",
+                    help="draw this style's clips W times as often as the others' (repeatable)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true", help=f"continue from OUT/{STATE_FILE} and OUT/{LATENTS_FILE}")
     ap.add_argument("--save-every", type=int, default=100)
@@ -302,6 +314,15 @@ def main(argv=None) -> int:
         fail(f"--crop must be a positive multiple of 16, got {a.crop}")
     if a.texture < 0:
         fail(f"--texture must be 0 or more, got {a.texture}")
+    weights = {}
+    for item in a.style_weight:
+        name, _, value = item.partition("=")
+        try:
+            weights[name] = float(value)
+            if weights[name] <= 0:
+                raise ValueError
+        except ValueError:
+            fail(f"--style-weight must look like cartoon=3 with a positive weight, got {item!r}")
     for name, v in (("--steps", a.steps), ("--batch", a.batch), ("--save-every", a.save_every), ("--frames", a.frames)):
         if v < 1:
             fail(f"{name} must be at least 1, got {v}")
@@ -316,13 +337,17 @@ def main(argv=None) -> int:
     else:
         vocab = load_model(a.model).vocabulary
         styles = (vocab.styles if vocab else []) + [REFERENCE_STYLE]
+    unknown = sorted(set(weights) - set(styles))
+    if unknown:
+        fail(f"--style-weight names {', '.join(unknown)}, which this fit does not train (--styles)")
     try:
         for s in styles:
             if s != REFERENCE_STYLE:
                 get_any_style(s)
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
                       a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
-                      detail_gain=a.detail_gain, style_film=a.style_film, texture=a.texture)
+                      detail_gain=a.detail_gain, style_film=a.style_film, texture=a.texture,
+                      style_weights=weights)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
