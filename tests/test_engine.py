@@ -567,3 +567,36 @@ def test_the_engines_strength_is_relative_to_the_models_own(engine, random_model
     rec.wait(lambda: eng.stylizer.strength == pytest.approx(0.3))
     eng.load(LoadRequest(folder=random_model_dir, device="cpu", strength=0.5)).result(60)
     assert eng.stylizer.strength == pytest.approx(0.5), "a model without one: the strength as given"
+
+
+def test_each_stylized_frame_is_handed_on_as_soon_as_it_is_decoded(engine, random_model_dir):
+    """The first frame of a chunk reaches the callbacks while the stylizer is still decoding the second
+    (a chunk's frames used to wait for the last one)."""
+    import threading
+    import time
+
+    from app.engine import LoadRequest
+    from model.style import StyleSpec
+
+    eng, rec = engine
+    eng.set_style(StyleSpec(prompt="cartoon"))
+    eng.load(LoadRequest(folder=random_model_dir, device="cpu", warmup=False)).result(60)
+    st = eng.stylizer
+    real_stream = st.stream
+    second_may_decode = threading.Event()
+
+    def held_stream(frames):
+        for i, out in enumerate(real_stream(frames)):
+            if i == 1:
+                assert second_may_decode.wait(10), "the first frame never came out alone"
+            yield out
+
+    st.stream = held_stream
+    for f in moving_frames(2):
+        eng.submit(f, time.perf_counter())
+    rec.wait(lambda: len(rec.frames) >= 1)
+    assert len(rec.frames) == 1 and len(rec.of("on_frames")[0][0]) == 1
+    second_may_decode.set()
+    rec.wait(lambda: len(rec.frames) >= 2)
+    assert [f.index for f in rec.frames] == sorted(f.index for f in rec.frames)
+    st.stream = real_stream
