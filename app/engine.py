@@ -39,6 +39,7 @@ from model.build import (
 from model.speed import SpeedRequest
 from model.style import StyleSpec
 
+from .crossfade import CrossFade
 from .frames import CapturedFrame, FrameQueue, OutputSinks, StylizedFrame
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,6 @@ class LiveEngine:
         self.style: tuple[StyleSpec, str] | None = None  # the style in effect (spec, label)
         self.style_serial = 0
         self.speed = SpeedRequest()  # the speed in effect (the last load's, changed live)
-        self.crossfade_s = 0.0
         self.processed = 0
         self._cmds: queue.Queue = queue.Queue()
         self._cmds_lock = threading.Lock()
@@ -143,8 +143,7 @@ class LiveEngine:
         self._sinks = OutputSinks()
         self._halted: str | None = None
         self._busy_loading = False
-        self._fade: dict | None = None
-        self._last_output: np.ndarray | None = None
+        self._fade = CrossFade()
         self._out_index = 0
         self._stats_lock = threading.Lock()
         self._stats: dict = {}
@@ -205,6 +204,10 @@ class LiveEngine:
     def set_steps(self, steps: int | None) -> None:
         """Override the speed preset's step count (None: the preset's)."""
         self._command("steps", steps)
+
+    @property
+    def crossfade_s(self) -> float:
+        return self._fade.seconds
 
     def set_crossfade(self, seconds: float) -> None:
         self._command("crossfade", max(0.0, float(seconds)))
@@ -333,8 +336,7 @@ class LiveEngine:
         self.frames.clear()
         self.frames.resize(max(2, stylizer.chunk_size))
         self._set_halted(None)
-        self._fade = None
-        self._last_output = None
+        self._fade.forget()
         stride, patch = model.config.vae_stride, model.config.patch_size
         info = ModelInfo(
             name=model.name, folder=model.folder, trained=model.trained, config_name=model.config.name,
@@ -376,8 +378,7 @@ class LiveEngine:
             raise
         self.style = (spec, label)
         self.style_serial += 1
-        self._fade = {"from": self._last_output, "start": None} if (
-            self.crossfade_s > 0 and self._last_output is not None) else None
+        self._fade.begin()
         if self._halted:
             self._set_halted(None)
         self.events.on_style_applied(StyleChange(
@@ -404,13 +405,11 @@ class LiveEngine:
         self._cmd_speed(replace(self.speed, steps=steps))
 
     def _cmd_crossfade(self, seconds: float) -> None:
-        self.crossfade_s = seconds
-        if seconds <= 0:
-            self._fade = None
+        self._fade.set_seconds(seconds)
 
     def _cmd_reset(self) -> None:
         self._pending.clear()
-        self._fade = None
+        self._fade.cancel()
         if self.stylizer is not None:
             self.stylizer.reset()
 
@@ -463,30 +462,15 @@ class LiveEngine:
 
     def _emit(self, out: np.ndarray, item: CapturedFrame) -> None:
         src = self._pending.popleft() if self._pending else item
-        out = self._crossfade(out, src.timestamp)
+        out = self._fade.apply(out, src.timestamp)
         self._out_index += 1
         frame = StylizedFrame(out, src.image, src.timestamp, time.perf_counter(), self._out_index,
                               self.style_serial, src.media_time, src.tag)
-        self._last_output = frame.image
         self.processed += 1
         with self._stats_lock:
             self._stats = dict(self.stylizer.times.per_frame())
         self._sinks.deliver([frame], lambda e: self.events.on_error("sink", f"an output stopped: {e}"))
         self.events.on_frames([frame])
-
-    def _crossfade(self, image: np.ndarray, timestamp: float) -> np.ndarray:
-        fade = self._fade
-        if fade is None or self.crossfade_s <= 0 or fade["from"].shape != image.shape:
-            self._fade = None
-            return image
-        if fade["start"] is None:
-            fade["start"] = timestamp
-        alpha = min(1.0, (timestamp - fade["start"] + 1 / 30) / self.crossfade_s)
-        if alpha >= 1.0:
-            self._fade = None
-            return image
-        mixed = fade["from"].astype(np.float32) * (1 - alpha) + image.astype(np.float32) * alpha
-        return mixed.round().astype(np.uint8)
 
     def _oom(self, exc: BaseException) -> None:
         device = self.model_info.device if self.model_info else "cpu"

@@ -534,17 +534,22 @@ def test_sinks_get_every_frame_and_a_failing_sink_is_dropped(engine, random_mode
 
 
 def test_crossfade_blends_from_the_last_output():
-    from app.engine import LiveEngine
+    from app.crossfade import CrossFade
 
-    eng = LiveEngine()
-    eng.crossfade_s = 1.0
+    fade = CrossFade(1.0)
     old = np.zeros((64, 96, 3), np.uint8)
     new = np.full((64, 96, 3), 200, np.uint8)
-    eng._fade = {"from": old, "start": None}
-    first = eng._crossfade(new, 10.0)
-    mid = eng._crossfade(new, 10.5)
-    last = eng._crossfade(new, 11.5)
-    assert 0 < first.mean() < mid.mean() < 200 and last.mean() == 200 and eng._fade is None
+    assert fade.apply(old, 9.9) is old and not fade.active, "no style switch yet: nothing to fade"
+    fade.begin()
+    first = fade.apply(new, 10.0)
+    mid = fade.apply(new, 10.5)
+    last = fade.apply(new, 11.5)
+    assert 0 < first.mean() < mid.mean() < 200 and last.mean() == 200 and not fade.active
+    fade.begin()
+    assert fade.apply(np.zeros((32, 48, 3), np.uint8), 12.0).mean() == 0 and not fade.active, "a new size ends it"
+    fade.set_seconds(0)
+    fade.begin()
+    assert not fade.active, "fading off: a switch shows at once"
 
 
 def test_the_engines_strength_is_relative_to_the_models_own(engine, random_model_dir, tmp_path):
