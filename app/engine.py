@@ -424,7 +424,9 @@ class LiveEngine:
         """Stylize one captured frame; each stylized frame goes out as soon as the stylizer yields it
         (a source-size model's first frame of a chunk leaves while the next one decodes)."""
         outputs = self._stylize(item)
-        while outputs is not None:
+        if outputs is None:  # refused at the call: already reported
+            return
+        while True:
             try:
                 out = next(outputs)
             except StopIteration:

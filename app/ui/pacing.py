@@ -3,10 +3,10 @@
 The engine hands a chunk's frames on in a burst (each as soon as it is decoded, a few tens of ms apart
 on a CPU); showing them as they come and then nothing makes motion jerky. The pacer spreads them out
 at their capture spacing, a playout delay after capture. The delay is the largest recent lag (arrival
-of a delivery - capture of its first frame), so frames are rarely
-late; when some are (the machine hiccups), only the newest overdue frame is shown and the others
-count as dropped. A Qt timer (``live_display.LiveDisplay``) asks ``wait_s`` when to come back and
-``take`` what to show; all the timing policy is here.
+of a delivery - capture of its first frame), so frames are rarely late; when some are (the machine
+hiccups), only the newest overdue frame is shown and the others count as dropped. A Qt timer
+(``live_display.LiveDisplay``) asks ``wait_s`` when to come back and ``take`` what to show; all the
+timing policy is here.
 """
 from __future__ import annotations
 
