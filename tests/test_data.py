@@ -209,3 +209,26 @@ def test_data_card_sources_are_well_formed():
         for s in photos.load_sources(kind):
             assert s.manager in ("apt", "pip") and s.globs and s.licence and s.content
             assert s.unpack in (None, "deb", "deb+rcc", "wheel")
+
+
+def test_target_agreement_tells_still_targets_from_per_frame_ones(built_v2, photo_dir, style_dir, tmp_path):
+    """Per-frame targets are exactly what the evaluation computes; still ones are measurably not."""
+    from model.train.target_agreement import target_agreement
+
+    out = tmp_path / "pf"
+    data.build_dataset(out, [photo_dir], n_train=4, n_val=4, frames=4, size=(64, 96), seed=1,
+                       styles=["thermal", "starry_swirls"], style_dirs=[style_dir], per_frame=True)
+    exact = target_agreement(out, "val", clips_per_style=2)
+    still = target_agreement(built_v2[0], "val", clips_per_style=2)
+    assert set(exact) == set(still) == {"thermal", "starry_swirls", "reference"} & set(exact)
+    assert min(exact.values()) > 60, exact
+    assert still["starry_swirls"] < 40, still
+
+
+def test_target_agreement_cli_bad_input(built, tmp_path):
+    from model.train.target_agreement import main
+
+    with pytest.raises(SystemExit, match="not a data set"):
+        main(["--data", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no val clips with stored targets"):
+        main(["--data", str(built[0])])  # clips without stored targets

@@ -5,6 +5,7 @@ import sys
 
 STAGES = {
     "data": ("model.train.data", "build the synthetic clip data set"),
+    "targets": ("model.train.target_agreement", "measure how closely a data set's targets agree with the styles"),
     "vae": ("model.train.autoencoder", "train the tiny per-frame autoencoder"),
     "codec": ("model.train.codec", "train the source-guided codec (full-resolution output)"),
     "decoder": ("model.train.decoder", "fit a guided codec's decoder to the latents its DiT produces"),
