@@ -9,9 +9,9 @@ Targets per frame (the command's default): each target frame is the style applie
 frame, exactly what ``eval --videos`` scores against. ``--targets still`` renders each target once on
 the still photograph (and on each cut-out) and moves it along the same plan as the source: stable in
 time by construction, but the painterly networks paint a frame from its own content, so those targets
-agreed with the per-frame style at only 13-26 dB (``main.py train targets``), under the fidelity the
-model is asked for. Steadiness comes from the model instead (one noise draw per stream, the latent
-smoothing).
+agreed with the per-frame style at only 13-18 dB for the painterly styles and references (``main.py
+train targets``), under the fidelity the model is asked for. Steadiness comes from the model instead
+(one noise draw per stream, the latent smoothing).
 
 Styles: the deterministic filters (``styles.py``), the painterly network styles and reference images
 rendered by the arbitrary-style network (``painterly.py``, the optional ``train`` extra). Images come
