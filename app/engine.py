@@ -467,7 +467,7 @@ class LiveEngine:
         out = self._fade.apply(out, src.timestamp)
         self._out_index += 1
         frame = StylizedFrame(out, src.image, src.timestamp, time.perf_counter(), self._out_index,
-                              self.style_serial, src.media_time, src.tag)
+                              self.style_serial, src.media_time, src.tag, ends_chunk=not self._pending)
         self.processed += 1
         with self._stats_lock:
             self._stats = dict(self.stylizer.times.per_frame())

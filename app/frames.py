@@ -124,6 +124,7 @@ class StylizedFrame:
     style_serial: int  # which style produced it (increases with every switch)
     media_time: float | None = None  # position in the source file, when the source is a file
     tag: object = None  # the CapturedFrame's tag
+    ends_chunk: bool = False  # the last frame of its chunk: the engine takes new frames right after it
 
 
 class OutputSinks:

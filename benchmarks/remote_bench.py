@@ -15,7 +15,9 @@ machine's load hits both. After a warm-up, for ``--seconds``:
 - ``capture_to_display_ms`` p50/p99: from a frame's capture to the moment the engine hands it to the
   display callback (``EngineEvents.on_frames``; the window's pacer then spreads a chunk's frames out).
 - remote only: ``rtt_ms`` (a ping's round trip on the data channel), ``server_ms`` (a frame's time in
-  the server's engine) and ``network_ms`` (its round trip less that: video encode, transport, decode).
+  the server's engine) and ``network_ms`` (its round trip less that: video encode, transport, decode);
+  ``server_dropped`` (sent frames the server's engine dropped for newer ones) and ``upload_paced``
+  (captured frames the client did not send, ``app/remote/upload_pacing.py``).
 
 Then ``--connects`` clients connect and leave one after another; the server's resident memory is read
 (after a garbage collection) after the first tenth and at the end: it should stay flat.
@@ -153,7 +155,8 @@ def run_remote(url: str, token: str, row: "Row", args) -> dict:
         result["stages_ms_per_frame"] = {k: stats.get(k) for k in ("encode_ms", "dit_ms", "decode_ms")}
         for key in ("rtt_ms", "server_ms", "network_ms"):
             result[key] = stats.get(key)
-        result["server_dropped"] = stats.get("server_dropped")
+        for key in ("server_dropped", "upload_paced"):
+            result[key] = stats.get(key)
         return result
     finally:
         engine.stop()

@@ -142,7 +142,8 @@ def build_tiny_parts(config: ModelConfig):
 
         return CausalDiT(config), GuidedAutoencoder(config.latent_channels, config.codec_widths,
                                                     affine=config.codec_head == "affine",
-                                                    style_dim=config.codec_style_dim)
+                                                    style_dim=config.codec_style_dim,
+                                                    style_smoothing=config.codec_style_smoothing)
     from .vae import TinyAutoencoder
 
     return CausalDiT(config), TinyAutoencoder(config.latent_channels)

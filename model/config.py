@@ -31,6 +31,7 @@ class ModelConfig:
     source_conditioning: bool = True  # add the source latent (channel concat, as a separate patch conv)
     reference_adapter: bool = True  # reference-image tokens through a light adapter, prepended
     style_modulation: bool = False  # the style (text, pooled reference) also shifts every block's modulation
+    reference_spread: bool = False  # with style_modulation: the reference tokens' spread enters the style too
     # streaming
     chunk_frames: int = 2  # latent frames per chunk
     window_frames: int = 6  # latent frames attended to, including the current chunk
@@ -42,6 +43,7 @@ class ModelConfig:
     codec_widths: tuple[int, int, int, int] = (16, 32, 64, 96)  # the guided codec's channels at 1/2 .. 1/16
     codec_head: str = "rgb"  # guided codec: "rgb" paints the pixels, "affine" transforms the source's pixels
     codec_style_dim: int = 0  # guided codec: the DiT's style vector also scales and shifts the decoder (0: not)
+    codec_style_smoothing: bool = False  # guided codec: the style vector also sets a blur of the output
     vae_stride: tuple[int, int, int] = (1, 8, 8)  # (time, height, width) compression
     text_encoder: str = "minilm"  # "minilm" (packaged sentence encoder) or "umt5"
     reference_prompt: str = "Transfer the video style to match the reference image style"
@@ -94,6 +96,10 @@ class ModelConfig:
             problems.append(f"unknown vae {self.vae!r} (expected 'tiny', 'guided' or 'wan')")
         if self.codec_head not in ("rgb", "affine"):
             problems.append(f"unknown codec_head {self.codec_head!r} (expected 'rgb' or 'affine')")
+        if self.codec_style_smoothing and not self.codec_style_dim:
+            problems.append("codec_style_smoothing needs codec_style_dim")
+        if self.reference_spread and not (self.style_modulation and self.reference_adapter):
+            problems.append("reference_spread needs style_modulation and reference_adapter")
         if self.text_encoder not in ("minilm", "umt5"):
             problems.append(f"unknown text_encoder {self.text_encoder!r} (expected 'minilm' or 'umt5')")
         if problems:
@@ -149,7 +155,8 @@ _INTS = {"dim": (1, 16384), "num_layers": (1, 256), "num_heads": (1, 256), "ffn_
          "freq_dim": (2, 4096), "latent_channels": (1, 256), "text_dim": (1, 16384), "text_len": (1, 4096),
          "chunk_frames": (1, 64), "window_frames": (1, 1024), "codec_style_dim": (0, 16384)}
 _FLOATS = {"eps": (0.0, 0.1), "shift": (0.0, 100.0)}  # (excluded, included)
-_BOOLS = ("source_conditioning", "reference_adapter", "style_modulation")
+_BOOLS = ("source_conditioning", "reference_adapter", "style_modulation", "reference_spread",
+          "codec_style_smoothing")
 _STRINGS = ("name", "vae", "codec_head", "text_encoder", "reference_prompt")
 # name: (length, lowest, highest, how the range is said)
 _INT_LISTS = {"patch_size": (3, 1, 16, None), "vae_stride": (3, 1, 64, None), "codec_widths": (4, 1, 1024, None),

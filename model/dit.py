@@ -182,6 +182,9 @@ class CausalDiT(nn.Module):
             if cfg.reference_adapter:
                 self.style_ref = nn.Linear(d, d)
                 nn.init.zeros_(self.style_ref.weight), nn.init.zeros_(self.style_ref.bias)
+                if cfg.reference_spread:  # a mean says the palette's centre; a painting's contrast is its spread
+                    self.style_ref_spread = nn.Linear(d, d)
+                    nn.init.zeros_(self.style_ref_spread.weight), nn.init.zeros_(self.style_ref_spread.bias)
 
     # ----------------------------------------------------------------- parts
     @property
@@ -217,6 +220,8 @@ class CausalDiT(nn.Module):
         style = self.style_text(self.text_embedding(context.to(self.dtype)).mean(1))
         if ref_tokens is not None and self.cfg.reference_adapter:
             style = style + self.style_ref(ref_tokens.mean(1))
+            if self.cfg.reference_spread:
+                style = style + self.style_ref_spread(ref_tokens.std(1, correction=0))
         return style
 
     def text_kv(self, context):

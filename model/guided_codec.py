@@ -21,6 +21,12 @@ With ``style_dim`` the DiT's style vector scales and shifts the features of each
 started at zero): one small decoder shared by ten styles has to tell them apart from the latent alone,
 and a decoder fitted to three styles beat the shared one on them by 0.4-1.0 dB; the style vector lets
 one decoder specialise per style for a few multiply-adds per channel.
+
+With ``style_smoothing`` the style vector also sets how much of a blur (a Gaussian of 1/96 of the
+frame's short side, the thermal filter's own) is mixed into the output, learnt per style and started
+near zero. A filter that paints a smooth image (thermal) flickered more than itself because the decoder
+kept the camera's fine detail, which moves with every jitter; no other head can learn to remove detail
+at that scale cheaply. Styles that learn no blur skip it at run time.
 """
 from __future__ import annotations
 
@@ -31,6 +37,9 @@ import torch.nn.functional as F
 STRIDE = 16  # frame pixels per latent pixel
 AFFINE_CHANNELS = 12  # per output pixel: a 3x3 colour matrix and an offset
 DETAIL_SCALE = 4  # the detail layer: the frame minus its mean over 4x4 boxes
+SMOOTH_SIGMA = 1 / 96  # the style blur's sigma, as a fraction of the frame's short side
+SMOOTH_START = -6.0  # the style blur's logit at first: a weight of 0.0025, so the decoder starts as it was
+SMOOTH_SKIP = 0.01  # at run time, a blur weight below this is not computed
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -67,12 +76,16 @@ class GuidedAutoencoder(nn.Module):
     streaming runs on every source frame."""
 
     def __init__(self, latent_channels: int = 16, widths: tuple[int, int, int, int] = (16, 32, 64, 96),
-                 affine: bool = False, style_dim: int = 0):
+                 affine: bool = False, style_dim: int = 0, style_smoothing: bool = False):
         super().__init__()
         a, b, c, d = widths
         self.latent_channels = latent_channels
         self.affine = affine
         self.style_dim = style_dim
+        self.style_smoothing = bool(style_smoothing and style_dim)
+        if self.style_smoothing:
+            self.style_smooth = nn.Linear(style_dim, 1)
+            nn.init.zeros_(self.style_smooth.weight), nn.init.constant_(self.style_smooth.bias, SMOOTH_START)
         self._film_widths = (c, b, a)
         if style_dim:  # per up block: a scale and a shift per channel, zero at first (the decoder unchanged)
             self.style_film = nn.Linear(style_dim, 2 * (a + b + c))
@@ -102,8 +115,10 @@ class GuidedAutoencoder(nn.Module):
     def guides(self, x: torch.Tensor):
         return self.features(x)[1]
 
-    def decode(self, z: torch.Tensor, guides, style: torch.Tensor | None = None) -> torch.Tensor:
-        """``style``: [N, style_dim], one row per frame (ignored without ``style_dim``)."""
+    def decode(self, z: torch.Tensor, guides, style: torch.Tensor | None = None,
+               short_side: int | None = None) -> torch.Tensor:
+        """``style``: [N, style_dim], one row per frame (ignored without ``style_dim``). ``short_side``: the
+        whole frame's, when decoding a crop of it (the style blur's scale)."""
         g1, g2, g3 = guides[:3]
         z = z * self.latent_std[:, None, None] + self.latent_mean[:, None, None]
         h = self.from_latent(z)
@@ -119,7 +134,28 @@ class GuidedAutoencoder(nn.Module):
             o, d = out.permute(0, 2, 3, 1), detail_layer(guides[3]).permute(0, 2, 3, 1)  # channels last: views
             out = (torch.matmul(o[..., :9].reshape(n, hh, ww, 3, 3), d[..., None])[..., 0] + o[..., 9:])
             out = out.permute(0, 3, 1, 2)
-        return out.clamp(-1, 1)
+        out = out.clamp(-1, 1)
+        if self.style_smoothing and style is not None:
+            out = self._smooth(out, style.to(out.dtype), short_side or min(out.shape[-2:]))
+        return out
+
+    def _smooth(self, out: torch.Tensor, style: torch.Tensor, short_side: int) -> torch.Tensor:
+        weight = torch.sigmoid(self.style_smooth(style))[:, :, None, None]
+        if not torch.is_grad_enabled() and float(weight.max()) < SMOOTH_SKIP:
+            return out
+        return torch.lerp(out, gaussian_blur(out, SMOOTH_SIGMA * short_side), weight)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W] with reflected borders."""
+    radius = max(1, min(int(3 * sigma + 0.5), min(x.shape[-2:]) - 1))
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device) / sigma) ** 2)
+    taps = taps / taps.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), taps.view(1, 1, 1, -1).expand(c, 1, 1, -1),
+                 groups=c)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), taps.view(1, 1, -1, 1).expand(c, 1, -1, 1),
+                    groups=c)
 
 
 def detail_layer(x: torch.Tensor, size: int = DETAIL_SCALE) -> torch.Tensor:
@@ -147,14 +183,26 @@ def _widths(ae: GuidedAutoencoder) -> tuple[int, int, int, int]:
 
 def with_style_film(ae: GuidedAutoencoder, style_dim: int) -> GuidedAutoencoder:
     """A copy of ``ae`` whose decoder also takes a style vector, decoding exactly as ``ae`` at first."""
-    out = GuidedAutoencoder(ae.latent_channels, _widths(ae), affine=ae.affine, style_dim=style_dim)
+    out = GuidedAutoencoder(ae.latent_channels, _widths(ae), affine=ae.affine, style_dim=style_dim,
+                            style_smoothing=ae.style_smoothing)
     out.load_state_dict({k: v for k, v in ae.state_dict().items() if not k.startswith("style_film.")}, strict=False)
+    return out.to(dtype=ae.latent_mean.dtype)
+
+
+def with_style_smoothing(ae: GuidedAutoencoder) -> GuidedAutoencoder:
+    """A copy of a style-filmed ``ae`` that also learns a per-style blur, started near zero."""
+    if not ae.style_dim:
+        raise ValueError("the style blur needs a decoder that takes the style vector (style film)")
+    out = GuidedAutoencoder(ae.latent_channels, _widths(ae), affine=ae.affine, style_dim=ae.style_dim,
+                            style_smoothing=True)
+    out.load_state_dict(ae.state_dict(), strict=False)
     return out.to(dtype=ae.latent_mean.dtype)
 
 
 def with_affine_head(plain: GuidedAutoencoder) -> GuidedAutoencoder:
     """An affine-head copy of a plain autoencoder that decodes exactly as it does (the matrix at zero)."""
-    ae = GuidedAutoencoder(plain.latent_channels, _widths(plain), affine=True, style_dim=plain.style_dim)
+    ae = GuidedAutoencoder(plain.latent_channels, _widths(plain), affine=True, style_dim=plain.style_dim,
+                           style_smoothing=plain.style_smoothing)
     state = {k: v for k, v in plain.state_dict().items() if not k.startswith("to_rgb.")}
     ae.load_state_dict(state, strict=False)
     old, new = plain.to_rgb[0], ae.to_rgb[0]

@@ -169,6 +169,29 @@ def test_decoder_tuning_changes_only_the_decoder_and_resumes_exactly(tmp_path, p
     assert rec["held_out_after"]["clips"] == 1 and load_model(tmp_path / "a" / "model").codec.guided
 
 
+def test_a_smoothing_only_fit_with_the_temporal_term_learns_the_blur_and_nothing_else(tmp_path, photo_dir,
+                                                                                     styled_guided_model):
+    from safetensors.torch import load_file
+
+    from model.train import data, decoder
+
+    ds = tmp_path / "ds"
+    data.build_dataset(ds, [photo_dir], n_train=3, n_val=1, frames=2, size=(64, 96), seed=0, styles=["thermal"])
+    args = dict(model_dir=styled_guided_model.folder, data_dir=ds, styles=["thermal"], batch=2, crop=32, lr=1e-2,
+                scales=[1.0], max_clips=3, frames=2, seed=0, save_every=2, n_threads=1, style_film=True)
+    with pytest.raises(ValueError, match="--smoothing-only needs --style-smoothing"):
+        decoder.train_decoder(out=tmp_path / "x", steps=1, resume=False, smoothing_only=True, **args)
+    rec = decoder.train_decoder(out=tmp_path / "a", steps=3, resume=False, style_smoothing=True, temporal=2.0,
+                                smoothing_only=True, **args)
+    assert rec["style_smoothing"] and rec["temporal"] == 2.0 and rec["smoothing_only"]
+    before = load_file(str(styled_guided_model.folder / "vae.safetensors"))
+    after = load_file(str(tmp_path / "a" / "model" / "vae.safetensors"))
+    assert all(torch.equal(after[k], before[k]) for k in before), "only the blur learned"
+    assert after["style_smooth.bias"].item() != -6.0, "the blur learned"
+    model = load_model(tmp_path / "a" / "model")
+    assert model.config.codec_style_smoothing and model.codec.ae.style_smoothing
+
+
 def test_the_affine_head_starts_as_the_plain_decoder_and_adds_the_source_detail():
     from model.guided_codec import detail_layer, set_detail_gain, with_affine_head
 
@@ -226,6 +249,36 @@ def test_the_style_film_starts_at_zero_and_lets_the_style_change_the_decoder():
     assert (a - b).abs().mean() > 1e-3, "another style vector, another rendering"
     assert torch.allclose(film.decode(z, guides, None), plain.decode(z, guides)), "no style: the plain decoder"
     assert with_affine_head(film).style_dim == 12, "growing the head keeps the film"
+
+
+def test_the_style_blur_is_learnt_per_style_and_skipped_where_it_is_not_used():
+    from model.guided_codec import SMOOTH_SIGMA, gaussian_blur, with_style_film, with_style_smoothing
+
+    with pytest.raises(ValueError, match="style film"):
+        with_style_smoothing(GuidedAutoencoder(8, (4, 8, 8, 16)))
+    torch.manual_seed(0)
+    film = with_style_film(GuidedAutoencoder(8, (4, 8, 8, 16), affine=True), 12)
+    for p in film.parameters():
+        p.data.normal_(0, 0.1)
+    smooth = with_style_smoothing(film).eval()
+    x = torch.rand(2, 3, 96, 128) * 2 - 1
+    z, guides = smooth.features(x)
+    styles = torch.randn(2, 12)
+    styles[:, 0] = torch.tensor([1.0, -1.0])
+    with torch.no_grad():
+        plain = film.decode(z, guides, styles)
+        assert torch.equal(smooth.decode(z, guides, styles), plain), "a blur weight of 0.0025 is skipped at run time"
+        with torch.enable_grad():  # while training the small weight is computed, so that it can grow
+            assert 0 < (smooth.decode(z, guides, styles) - plain).abs().max() < 0.01
+        smooth.style_smooth.weight[0, 0] = 20.0  # the first style vector blurs, the second does not
+        out = smooth.decode(z, guides, styles)
+        blurred = gaussian_blur(plain, SMOOTH_SIGMA * 96)
+        assert torch.allclose(out[0], blurred[0], atol=1e-4) and torch.allclose(out[1], plain[1], atol=1e-6)
+    lap = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3)
+    conv = torch.nn.functional.conv2d
+    detail = conv(blurred[:1, :1], lap).var() / conv(plain[:1, :1], lap).var()
+    assert detail < 0.05, "the blur removes the fine detail"
+    assert torch.allclose(gaussian_blur(torch.full((1, 3, 20, 30), 0.3), 2.0), torch.full((1, 3, 20, 30), 0.3))
 
 
 def test_the_stylizer_hands_the_style_vector_to_the_decoder(styled_guided_model):

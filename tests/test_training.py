@@ -243,6 +243,33 @@ def test_a_grown_dit_computes_what_it_grew_from(extra, style):
         assert not torch.allclose(dit(x, src, t, ctx, None), grown(x, src, t, ctx, None), atol=1e-3)
 
 
+def test_the_reference_spread_starts_at_zero_and_then_moves_only_reference_styles():
+    from model.config import ConfigError, ModelConfig
+    from model.dit import CausalDiT
+    from model.train.grow import grow
+
+    cfg = ModelConfig(dim=32, num_heads=2, num_layers=2, ffn_dim=64, latent_channels=4, text_dim=16, text_len=1,
+                      chunk_frames=2, window_frames=4, resolution=(64, 64), style_modulation=True)
+    with pytest.raises(ConfigError, match="reference_spread needs style_modulation"):
+        cfg.replace(style_modulation=False, reference_spread=True)
+    torch.manual_seed(0)
+    dit = CausalDiT(cfg).eval()
+    for p in dit.parameters():
+        p.data.normal_(0, 0.2)
+    grown_cfg, grown = grow(dit, cfg, reference_spread=True)
+    assert grown_cfg.reference_spread and not cfg.reference_spread
+    g = torch.Generator().manual_seed(1)
+    x, src = torch.randn(1, 4, 4, 8, 8, generator=g), torch.randn(1, 4, 4, 8, 8, generator=g)
+    ctx, ref = torch.randn(1, 1, 16, generator=g), torch.randn(1, 4, 8, 8, generator=g)
+    t = torch.full((1, 4), 600.0)
+    with torch.no_grad():
+        for r in (None, ref):
+            assert torch.allclose(dit(x, src, t, ctx, r), grown(x, src, t, ctx, r), atol=1e-6)
+        grown.style_ref_spread.weight.add_(0.1)
+        assert torch.allclose(dit(x, src, t, ctx, None), grown(x, src, t, ctx, None), atol=1e-6)
+        assert not torch.allclose(dit(x, src, t, ctx, ref), grown(x, src, t, ctx, ref), atol=1e-3)
+
+
 def test_self_forcing_student_grows_and_streams_with_its_rollout_window(run, tmp_path, one_thread, text_encoder):
     out = tmp_path / "sf"
     common = [a if a != str(FRAMES) else "4" for a in COMMON]

@@ -9,9 +9,10 @@ cross-fade) are what it re-sends after a reconnect. A connection that goes quiet
 ``on_connection("lost", ...)`` and retried with exponential back-off; a wrong token is reported once
 (``"failed"``) and not retried.
 
-Every captured frame is sent (at most ``link.MAX_PENDING`` unanswered); the server's engine drops the
-oldest when it is behind, as the local engine does, so a slow server or network costs frames, not
-latency. ``max_in_flight`` caps the frames on their way (tests use it to lose none).
+Captured frames are sent as they come, no faster than the server's engine can use them
+(``upload_pacing.py``; at most ``link.MAX_PENDING`` unanswered); the server's engine drops the oldest
+when it is behind, as the local engine does, so a slow server or network costs frames, not latency.
+``max_in_flight`` caps the frames on their way instead, and paces nothing (tests use it to lose none).
 """
 from __future__ import annotations
 
@@ -224,6 +225,7 @@ class RemoteEngine:
         link = self._link
         s["in_flight"] = len(link.pending) if link else 0
         s["server_dropped"] = link.server_dropped if link else 0
+        s["upload_paced"] = link.pacer.skipped if link else 0
         return s
 
     # ------------------------------------------------------------------- the loop thread

@@ -8,7 +8,9 @@ only the decoder learns to rebuild the target from them plus the source frame's 
 detail has to come from the camera frame. The encoder (the DiT's input and the guides) is frozen too,
 so the model folder's DiT stays valid. Clips are also streamed at half size, as a webcam's small frames.
 Resumable: ``--resume`` continues from ``OUT/train_state.safetensors``. ``--style-film`` gives the
-decoder the DiT's style vector (kept with each streamed clip's latents) to specialise per style.
+decoder the DiT's style vector (kept with each streamed clip's latents) to specialise per style;
+``--style-smoothing`` lets that vector also set a blur of the output (learnt SMOOTH_LR_GAIN times faster
+than the rest, so that a style whose target is smooth reaches its blur within a short fit).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import torch
 
 from ..checkpoint import load_model, save_weights
 from ..config import ModelConfig
-from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head, with_style_film
+from ..guided_codec import STRIDE, GuidedCodec, set_detail_gain, with_affine_head, with_style_film, with_style_smoothing
 from ..stylizer import StreamStylizer
 from .codec import _grad_l1, lr_at, texture_l1, to_tensor
 from .common import Log, fail, require_model_folder, threads, write_card
@@ -37,6 +39,7 @@ from .video_eval import sharpness
 
 LATENTS_FILE = "dit_latents.npz"
 DECODER_PARTS = ("from_latent", "up3", "up2", "up1", "to_rgb", "style_film")
+SMOOTH_LR_GAIN = 30.0  # the style blur is one logit per style, started far from where thermal needs it
 
 
 class RecordingCodec(GuidedCodec):
@@ -156,35 +159,45 @@ class DecoderPairs:
         n = len(self.got["index"])
         return int(rng.integers(n)) if self.p is None else int(rng.choice(n, p=self.p))
 
-    def sample(self, rng: np.random.Generator, crop: int):
+    def sample(self, rng: np.random.Generator, crop: int, frames: int = 1):
+        """``frames`` consecutive frames of one clip, one crop: (sources, targets, latents, crop box, style)."""
         k = self.draw(rng)
         n, scale = self.got["index"][k]
         e = self.got["entries"][n]
         lat = self.got["latents"][k]
-        i = int(rng.integers(len(lat)))
-        src = _scaled(np.asarray(load_clip(self.dir, e)[i:i + 1]), scale)[0]
-        tgt = _scaled(np.asarray(load_target(self.dir, e)[i:i + 1]), scale)[0]
+        i = int(rng.integers(len(lat) - frames + 1))
+        src = _scaled(np.asarray(load_clip(self.dir, e)[i:i + frames]), scale)
+        tgt = _scaled(np.asarray(load_target(self.dir, e)[i:i + frames]), scale)
         lh, lw = lat.shape[-2:]
         ch, cw = min(crop // STRIDE, lh), min(crop // STRIDE, lw)
         y, x = int(rng.integers(lh - ch + 1)), int(rng.integers(lw - cw + 1))
         style = self.got["styles"][k]
-        return src, tgt, lat[i], (y, x, ch, cw), (torch.from_numpy(style)[None] if style.size else None)
+        return src, tgt, lat[i:i + frames], (y, x, ch, cw), (torch.from_numpy(style)[None] if style.size else None)
 
 
-def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int, texture: float = 0.0) -> torch.Tensor:
+def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int, texture: float = 0.0,
+                 temporal: float = 0.0) -> torch.Tensor:
     """L1 + gradient L1 of decoded crops (+ ``texture`` x the texture-strength L1); guides come from the
-    whole frame, as when streaming."""
+    whole frame, as when streaming. With ``temporal``, samples are pairs of consecutive frames (half as
+    many) and the output's change between them is penalised where it exceeds the target's: a style's
+    flicker beyond its own target's, which the per-frame terms cannot see."""
     losses = []
-    for _ in range(batch):
-        src, tgt, lat, (y, x, ch, cw), style = pairs.sample(rng, crop)
+    frames = 2 if temporal else 1
+    for _ in range(max(1, batch // frames)):
+        src, tgt, lat, (y, x, ch, cw), style = pairs.sample(rng, crop, frames)
         with torch.no_grad():
-            g = ae.guides(to_tensor(src[None]))
+            g = ae.guides(to_tensor(src))
         crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2, STRIDE)))
-        z = torch.from_numpy(lat[:, y:y + ch, x:x + cw].astype(np.float32))[None]
-        out = ae.decode(z, crops, style)
-        t = to_tensor(tgt[None, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
+        z = torch.from_numpy(lat[:, :, y:y + ch, x:x + cw].astype(np.float32))
+        out = ae.decode(z, crops, None if style is None else style.expand(frames, -1),
+                        short_side=min(src.shape[1:3]))
+        t = to_tensor(tgt[:, y * STRIDE:(y + ch) * STRIDE, x * STRIDE:(x + cw) * STRIDE])
         loss = (out - t).abs().mean() + _grad_l1(out, t)
-        losses.append(loss + texture * texture_l1(out, t) if texture else loss)
+        if texture:
+            loss = loss + texture * texture_l1(out, t)
+        if temporal:
+            loss = loss + temporal * torch.relu((out[1] - out[0]).abs() - (t[1] - t[0]).abs()).mean()
+        losses.append(loss)
     return torch.stack(losses).mean()
 
 
@@ -207,7 +220,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
                   lr: float, scales: list[float], max_clips: int, frames: int, seed: int, resume: bool,
                   save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
                   detail_gain: float | None = None, style_film: bool = False, texture: float = 0.0,
-                  style_weights: dict[str, float] | None = None) -> dict:
+                  style_weights: dict[str, float] | None = None, style_smoothing: bool = False,
+                  temporal: float = 0.0, smoothing_only: bool = False) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -228,13 +242,23 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
             if not model.dit.cfg.style_modulation:
                 raise ValueError(f"{model_dir}: --style-film needs a style-modulated DiT (its style vector)")
             ae = with_style_film(ae, model.dit.cfg.dim)
+        if style_smoothing and not ae.style_smoothing:
+            ae = with_style_smoothing(ae)
         if detail_gain is not None and ae.affine:
             set_detail_gain(ae, detail_gain)
         ae.requires_grad_(False)
         params = [p for name in DECODER_PARTS if hasattr(ae, name) for p in getattr(ae, name).parameters()]
+        groups = [{"params": params, "gain": 1.0}]
+        if smoothing_only:
+            if not ae.style_smoothing:
+                raise ValueError("--smoothing-only needs --style-smoothing (or a decoder that has it)")
+            params, groups = [], []
+        if ae.style_smoothing:
+            groups.append({"params": list(ae.style_smooth.parameters()), "gain": SMOOTH_LR_GAIN, "weight_decay": 0.0})
+            params = params + groups[-1]["params"]
         for p in params:
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
         rng = np.random.default_rng(seed)
         start, history = 0, []
         if resume and (out / STATE_FILE).is_file():
@@ -246,8 +270,8 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         t0 = time.perf_counter()
         for i in range(start, steps):
             for g in opt.param_groups:
-                g["lr"] = lr_at(i, steps, lr, warmup=100)
-            loss = decoder_loss(ae, pairs, rng, batch, crop, texture)
+                g["lr"] = lr_at(i, steps, lr, warmup=100) * g["gain"]
+            loss = decoder_loss(ae, pairs, rng, batch, crop, texture, temporal)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -260,12 +284,14 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         if folder.resolve() != Path(model_dir).resolve():
             shutil.copytree(model_dir, folder, dirs_exist_ok=True)
         save_weights(ae.eval(), folder / "vae.safetensors")
-        ModelConfig.load(folder / "config.json").replace(codec_head="affine" if ae.affine else "rgb",
-                                                         codec_style_dim=ae.style_dim).save(folder / "config.json")
+        ModelConfig.load(folder / "config.json").replace(
+            codec_head="affine" if ae.affine else "rgb", codec_style_dim=ae.style_dim,
+            codec_style_smoothing=ae.style_smoothing).save(folder / "config.json")
         after = measure(folder, data_dir, val)
     print(f"[decoder] held out after: {after}")
     record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
-              "style_film": bool(ae.style_dim), "texture": texture, "style_weights": style_weights or {},
+              "style_film": bool(ae.style_dim), "style_smoothing": ae.style_smoothing, "texture": texture,
+              "temporal": temporal, "smoothing_only": smoothing_only, "style_weights": style_weights or {},
               "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
@@ -296,6 +322,12 @@ def main(argv=None) -> int:
                     help="give the decoder the affine head (a colour transform of each source pixel)")
     ap.add_argument("--style-film", action="store_true",
                     help="let the DiT's style vector scale and shift the decoder's features (FiLM, from zero)")
+    ap.add_argument("--style-smoothing", action="store_true",
+                    help="with the style film: let the style vector also set a blur of the output, per style")
+    ap.add_argument("--smoothing-only", action="store_true",
+                    help="train the style blur alone (the rest of the decoder stays as it is)")
+    ap.add_argument("--temporal", type=float, default=0.0,
+                    help="weight of a loss on the output's change between consecutive frames beyond the target's")
     ap.add_argument("--detail-gain", type=float,
                     help="with the affine head: start with the source's detail layer passed through times this")
     ap.add_argument("--texture", type=float, default=0.0,
@@ -312,8 +344,9 @@ def main(argv=None) -> int:
         fail(f"{a.data} is not a data set (no manifest.json; build one with `main.py train data`)")
     if a.crop < 16 or a.crop % 16:
         fail(f"--crop must be a positive multiple of 16, got {a.crop}")
-    if a.texture < 0:
-        fail(f"--texture must be 0 or more, got {a.texture}")
+    for name, v in (("--texture", a.texture), ("--temporal", a.temporal)):
+        if v < 0:
+            fail(f"{name} must be 0 or more, got {v}")
     weights = {}
     for item in a.style_weight:
         name, _, value = item.partition("=")
@@ -347,7 +380,8 @@ def main(argv=None) -> int:
         train_decoder(a.model, a.data, a.out, styles, a.steps, a.batch, a.crop, a.lr, scales, a.max_clips,
                       a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
                       detail_gain=a.detail_gain, style_film=a.style_film, texture=a.texture,
-                      style_weights=weights)
+                      style_weights=weights, style_smoothing=a.style_smoothing, temporal=a.temporal,
+                      smoothing_only=a.smoothing_only)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0

@@ -28,14 +28,15 @@ def new_positions(old: int, extra: int) -> list[int]:
     return sorted({round((i + 1) * total / (extra + 1)) - 1 for i in range(extra)})
 
 
-def grow(dit: CausalDiT, cfg: ModelConfig, extra: int = 0,
-         style_modulation: bool = False) -> tuple[ModelConfig, CausalDiT]:
-    """A copy of ``dit`` with ``extra`` identity blocks and, if asked, style modulation (starting at zero);
-    same outputs for the same inputs."""
+def grow(dit: CausalDiT, cfg: ModelConfig, extra: int = 0, style_modulation: bool = False,
+         reference_spread: bool = False) -> tuple[ModelConfig, CausalDiT]:
+    """A copy of ``dit`` with ``extra`` identity blocks and, if asked, style modulation or the reference
+    tokens' spread in the style (each starting at zero); same outputs for the same inputs."""
     if extra < 0:
         raise ValueError(f"extra layers must be at least 0, got {extra}")
     grown_cfg = cfg.replace(num_layers=cfg.num_layers + extra,
-                            style_modulation=cfg.style_modulation or style_modulation)
+                            style_modulation=cfg.style_modulation or style_modulation,
+                            reference_spread=cfg.reference_spread or reference_spread)
     grown = CausalDiT(grown_cfg)
     state = {k: v for k, v in dit.state_dict().items() if not k.startswith("blocks.")}
     missing, unexpected = grown.load_state_dict(state, strict=False)

@@ -261,10 +261,11 @@ def run_stage(stage: str, a) -> int:
         else:
             cfg, dit = _load_dit(Path(a.init))
             vae_path = Path(a.init) / "vae.safetensors"
-            if getattr(a, "add_layers", 0) or getattr(a, "style_modulation", False):
+            if getattr(a, "add_layers", 0) or getattr(a, "style_modulation", False) \
+                    or getattr(a, "reference_spread", False):
                 from .grow import grow
 
-                cfg, dit = grow(dit, cfg, a.add_layers, a.style_modulation)
+                cfg, dit = grow(dit, cfg, a.add_layers, a.style_modulation, a.reference_spread)
         if a.steps_list:
             cfg = cfg.replace(denoising_steps=[int(x) for x in a.steps_list.split(",")], shift=a.shift)
         if stage != "teacher" and a.frames % cfg.chunk_frames:
@@ -335,7 +336,9 @@ def run_stage(stage: str, a) -> int:
                                         if getattr(a, "self_forcing", False) else {}),
                                      **({"added_layers": a.add_layers} if getattr(a, "add_layers", 0) else {}),
                                      **({"added_style_modulation": True}
-                                        if getattr(a, "style_modulation", False) else {})}}}
+                                        if getattr(a, "style_modulation", False) else {}),
+                                     **({"added_reference_spread": True}
+                                        if getattr(a, "reference_spread", False) else {})}}}
         if getattr(a, "sdedit", False):  # the stylizer starts from the noised source at the first step's level
             card["default_strength"] = round(float(sched.sigmas[0]), 4)
         src_card = Path(a.init) / "model_card.json" if not fresh else None
@@ -372,6 +375,9 @@ def main(stage: str, argv=None) -> int:
                         help="with --init: grow the DiT by this many blocks, each starting as the identity")
         ap.add_argument("--style-modulation", action="store_true",
                         help="with --init: add style modulation (the style shifts every block's adaLN), from zero")
+        ap.add_argument("--reference-spread", action="store_true",
+                        help="with --init: the reference tokens' spread (not only their mean) enters the style, "
+                             "from zero")
     else:
         ap.add_argument("--init", required=True, type=Path, help="model folder to start from (teacher / student)")
     if stage == "dmd":
