@@ -23,10 +23,12 @@ and a decoder fitted to three styles beat the shared one on them by 0.4-1.0 dB; 
 one decoder specialise per style for a few multiply-adds per channel.
 
 With ``style_smoothing`` the style vector also sets how much of a blur (a Gaussian of 1/96 of the
-frame's short side, the thermal filter's own) is mixed into the output, learnt per style and started
-near zero. A filter that paints a smooth image (thermal) flickered more than itself because the decoder
-kept the camera's fine detail, which moves with every jitter; no other head can learn to remove detail
-at that scale cheaply. Styles that learn no blur skip it at run time.
+frame's short side, the thermal filter's own) is mixed into the output: a sigmoid of it, learnt per
+style from just under ``SMOOTH_SKIP``. A filter that paints a smooth image (thermal) kept the camera's
+fine detail, which its target does not have and which moves with every jitter. At run time a weight
+under ``SMOOTH_SKIP`` is not applied: 2 % of blur already took 4 % of a painterly style's detail (a
+quantity that goes with the square of the fine detail's amplitude) for no visible smoothing. (A weight
+clamped to [0, 1] instead died for every style, thermal too: most styles push it below zero at once.)
 """
 from __future__ import annotations
 
@@ -37,9 +39,9 @@ import torch.nn.functional as F
 STRIDE = 16  # frame pixels per latent pixel
 AFFINE_CHANNELS = 12  # per output pixel: a 3x3 colour matrix and an offset
 DETAIL_SCALE = 4  # the detail layer: the frame minus its mean over 4x4 boxes
+SMOOTH_SKIP = 0.05  # at run time, a style blur weight below this is not applied
+SMOOTH_START = -3.0  # the style blur's logit at first: a weight of 0.047, under SMOOTH_SKIP
 SMOOTH_SIGMA = 1 / 96  # the style blur's sigma, as a fraction of the frame's short side
-SMOOTH_START = -6.0  # the style blur's logit at first: a weight of 0.0025, so the decoder starts as it was
-SMOOTH_SKIP = 0.01  # at run time, a blur weight below this is not computed
 
 
 def _conv(cin: int, cout: int, k: int = 3) -> nn.Conv2d:
@@ -141,8 +143,10 @@ class GuidedAutoencoder(nn.Module):
 
     def _smooth(self, out: torch.Tensor, style: torch.Tensor, short_side: int) -> torch.Tensor:
         weight = torch.sigmoid(self.style_smooth(style))[:, :, None, None]
-        if not torch.is_grad_enabled() and float(weight.max()) < SMOOTH_SKIP:
-            return out
+        if not torch.is_grad_enabled():
+            weight = torch.where(weight < SMOOTH_SKIP, 0.0, weight)
+            if float(weight.max()) <= 0:
+                return out
         return torch.lerp(out, gaussian_blur(out, SMOOTH_SIGMA * short_side), weight)
 
 
@@ -190,7 +194,7 @@ def with_style_film(ae: GuidedAutoencoder, style_dim: int) -> GuidedAutoencoder:
 
 
 def with_style_smoothing(ae: GuidedAutoencoder) -> GuidedAutoencoder:
-    """A copy of a style-filmed ``ae`` that also learns a per-style blur, started near zero."""
+    """A copy of a style-filmed ``ae`` that also learns a per-style blur, started under its run-time cut."""
     if not ae.style_dim:
         raise ValueError("the style blur needs a decoder that takes the style vector (style film)")
     out = GuidedAutoencoder(ae.latent_channels, _widths(ae), affine=ae.affine, style_dim=ae.style_dim,
