@@ -286,6 +286,11 @@ def test_the_style_blur_is_learnt_per_style_and_skipped_where_it_is_not_used():
     detail = conv(blurred[:1, :1], lap).var() / conv(plain[:1, :1], lap).var()
     assert detail < 0.05, "the blur removes the fine detail"
     assert torch.allclose(gaussian_blur(torch.full((1, 3, 20, 30), 0.3), 2.0), torch.full((1, 3, 20, 30), 0.3))
+    for shape, sigma in (((2, 3, 36, 64), 3.75), ((1, 3, 9, 13), 3.75)):  # run time (OpenCV) = training (torch)
+        x = torch.rand(shape) * 2 - 1
+        with torch.no_grad():
+            fast = gaussian_blur(x, sigma)
+        assert torch.allclose(fast, gaussian_blur(x.clone().requires_grad_(True), sigma), atol=1e-6)
 
 
 def test_the_stylizer_hands_the_style_vector_to_the_decoder(styled_guided_model):
