@@ -604,4 +604,5 @@ def test_each_stylized_frame_is_handed_on_as_soon_as_it_is_decoded(engine, rando
     second_may_decode.set()
     rec.wait(lambda: len(rec.frames) >= 2)
     assert [f.index for f in rec.frames] == sorted(f.index for f in rec.frames)
+    assert [f.ends_chunk for f in rec.frames] == [False, True], "the last of a chunk says the engine takes frames"
     st.stream = real_stream
