@@ -217,57 +217,55 @@ def test_bad_inputs_are_one_line_errors(run, tmp_path, one_thread):
     assert r.stderr.strip().splitlines()[-1].startswith("error: --init model folder not found")
 
 
-@pytest.mark.parametrize("extra, style", [(2, False), (0, True), (1, True)])
-def test_a_grown_dit_computes_what_it_grew_from(extra, style):
-    from model.config import ModelConfig
+def _random_dit_and_inputs(cfg):
+    """A DiT with random weights (not its zero-initialised parts' zeros) and one clip's inputs for it."""
     from model.dit import CausalDiT
-    from model.train.grow import grow, new_positions
 
-    cfg = ModelConfig(dim=32, num_heads=2, num_layers=3, ffn_dim=64, latent_channels=4, text_dim=16, text_len=1,
-                      chunk_frames=2, window_frames=4, resolution=(64, 64))
     torch.manual_seed(0)
     dit = CausalDiT(cfg).eval()
     for p in dit.parameters():
         p.data.normal_(0, 0.2)
-    grown_cfg, grown = grow(dit, cfg, extra, style)
-    assert grown_cfg.num_layers == 3 + extra and grown_cfg.style_modulation == style
-    assert len(new_positions(3, extra)) == extra
     g = torch.Generator().manual_seed(1)
     x, src = torch.randn(1, 4, 4, 8, 8, generator=g), torch.randn(1, 4, 4, 8, 8, generator=g)
     ctx, ref = torch.randn(1, 1, 16, generator=g), torch.randn(1, 4, 8, 8, generator=g)
-    t = torch.full((1, 4), 600.0)
+    return dit, (x, src, torch.full((1, 4), 600.0), ctx), ref
+
+
+@pytest.mark.parametrize("extra, style", [(2, False), (0, True), (1, True)])
+def test_a_grown_dit_computes_what_it_grew_from(extra, style):
+    from model.config import ModelConfig
+    from model.train.grow import grow, new_positions
+
+    cfg = ModelConfig(dim=32, num_heads=2, num_layers=3, ffn_dim=64, latent_channels=4, text_dim=16, text_len=1,
+                      chunk_frames=2, window_frames=4, resolution=(64, 64))
+    dit, inputs, ref = _random_dit_and_inputs(cfg)
+    grown_cfg, grown = grow(dit, cfg, extra, style)
+    assert grown_cfg.num_layers == 3 + extra and grown_cfg.style_modulation == style
+    assert len(new_positions(3, extra)) == extra
     with torch.no_grad():
         for r in (None, ref):
-            assert torch.allclose(dit(x, src, t, ctx, r), grown(x, src, t, ctx, r), atol=1e-6)
+            assert torch.allclose(dit(*inputs, r), grown(*inputs, r), atol=1e-6)
         grown.style_text.weight.add_(0.1) if style else grown.blocks[new_positions(3, extra)[0]].ffn[2].bias.add_(0.1)
-        assert not torch.allclose(dit(x, src, t, ctx, None), grown(x, src, t, ctx, None), atol=1e-3)
+        assert not torch.allclose(dit(*inputs, None), grown(*inputs, None), atol=1e-3)
 
 
 def test_the_reference_spread_starts_at_zero_and_then_moves_only_reference_styles():
     from model.config import ConfigError, ModelConfig
-    from model.dit import CausalDiT
     from model.train.grow import grow
 
     cfg = ModelConfig(dim=32, num_heads=2, num_layers=2, ffn_dim=64, latent_channels=4, text_dim=16, text_len=1,
                       chunk_frames=2, window_frames=4, resolution=(64, 64), style_modulation=True)
     with pytest.raises(ConfigError, match="reference_spread needs style_modulation"):
         cfg.replace(style_modulation=False, reference_spread=True)
-    torch.manual_seed(0)
-    dit = CausalDiT(cfg).eval()
-    for p in dit.parameters():
-        p.data.normal_(0, 0.2)
+    dit, inputs, ref = _random_dit_and_inputs(cfg)
     grown_cfg, grown = grow(dit, cfg, reference_spread=True)
     assert grown_cfg.reference_spread and not cfg.reference_spread
-    g = torch.Generator().manual_seed(1)
-    x, src = torch.randn(1, 4, 4, 8, 8, generator=g), torch.randn(1, 4, 4, 8, 8, generator=g)
-    ctx, ref = torch.randn(1, 1, 16, generator=g), torch.randn(1, 4, 8, 8, generator=g)
-    t = torch.full((1, 4), 600.0)
     with torch.no_grad():
         for r in (None, ref):
-            assert torch.allclose(dit(x, src, t, ctx, r), grown(x, src, t, ctx, r), atol=1e-6)
+            assert torch.allclose(dit(*inputs, r), grown(*inputs, r), atol=1e-6)
         grown.style_ref_spread.weight.add_(0.1)
-        assert torch.allclose(dit(x, src, t, ctx, None), grown(x, src, t, ctx, None), atol=1e-6)
-        assert not torch.allclose(dit(x, src, t, ctx, ref), grown(x, src, t, ctx, ref), atol=1e-3)
+        assert torch.allclose(dit(*inputs, None), grown(*inputs, None), atol=1e-6)
+        assert not torch.allclose(dit(*inputs, ref), grown(*inputs, ref), atol=1e-3)
 
 
 def test_self_forcing_student_grows_and_streams_with_its_rollout_window(run, tmp_path, one_thread, text_encoder):

@@ -247,15 +247,14 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         if detail_gain is not None and ae.affine:
             set_detail_gain(ae, detail_gain)
         ae.requires_grad_(False)
-        params = [p for name in DECODER_PARTS if hasattr(ae, name) for p in getattr(ae, name).parameters()]
-        groups = [{"params": params, "gain": 1.0}]
-        if smoothing_only:
-            if not ae.style_smoothing:
-                raise ValueError("--smoothing-only needs --style-smoothing (or a decoder that has it)")
-            params, groups = [], []
+        if smoothing_only and not ae.style_smoothing:
+            raise ValueError("--smoothing-only needs --style-smoothing (or a decoder that has it)")
+        groups = [] if smoothing_only else [
+            {"params": [p for name in DECODER_PARTS if hasattr(ae, name) for p in getattr(ae, name).parameters()],
+             "gain": 1.0}]
         if ae.style_smoothing:
             groups.append({"params": list(ae.style_smooth.parameters()), "gain": SMOOTH_LR_GAIN, "weight_decay": 0.0})
-            params = params + groups[-1]["params"]
+        params = [p for g in groups for p in g["params"]]
         for p in params:
             p.requires_grad_(True)
         opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
