@@ -475,6 +475,55 @@ def test_a_video_frame_is_released_at_its_marker_packet():
     assert got_marked[2].timestamp == 6000 and got_marked[2].data == b"\2"  # ... this one does not
 
 
+def test_vp8_is_encoded_without_the_denoiser_and_decodes_back():
+    """Both ends' senders get the lean encoder: same rate control, no temporal denoiser, frames that
+    decode to what was sent, and a new encoder when the frame size or the bit rate changes."""
+    import fractions
+
+    import av
+    from aiortc import rtcrtpsender
+    from aiortc.codecs import depayload
+    from aiortc.codecs.vpx import Vp8Decoder, Vp8Encoder
+    from aiortc.jitterbuffer import JitterFrame
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    from app.remote.media import LeanVp8Encoder, lean_vp8
+
+    lean_vp8()
+    lean_vp8()
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    h264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=97)
+    enc = rtcrtpsender.get_encoder(vp8)
+    assert isinstance(enc, LeanVp8Encoder) and not isinstance(rtcrtpsender.get_encoder(h264), LeanVp8Encoder)
+
+    def frame(image, i):
+        f = av.VideoFrame.from_ndarray(image, format="rgb24")
+        f.pts, f.time_base = i * 3000, fractions.Fraction(1, 90000)
+        return f
+
+    def psnr_through(encoder, images) -> float:
+        dec, psnrs = Vp8Decoder(), []
+        for i, image in enumerate(images):
+            payloads, timestamp = encoder.encode(frame(image, i), force_keyframe=i == 0)
+            for out in dec.decode(JitterFrame(data=b"".join(depayload(vp8, p) for p in payloads), timestamp=timestamp)):
+                got = out.to_ndarray(format="rgb24").astype(np.float64)
+                psnrs.append(10 * np.log10(255 ** 2 / np.mean((got - image) ** 2)))
+        assert len(psnrs) == len(images)
+        return float(np.mean(psnrs[4:]))
+
+    images = clip(16)
+    lean, denoised = psnr_through(enc, images), psnr_through(Vp8Encoder(), images)
+    assert lean > 30 and lean > denoised, (lean, denoised)  # the same bit rate, nothing smoothed away
+    assert enc.opened_with["noise-sensitivity"] == "0"
+    first = enc.codec
+    enc.target_bitrate = first.bit_rate * 2
+    enc.encode(frame(images[0], 12))
+    assert enc.codec is not first and enc.codec.bit_rate == enc.target_bitrate
+    second = enc.codec
+    enc.encode(frame(np.ascontiguousarray(images[0][:96, :160]), 13))
+    assert enc.codec is not second and (enc.codec.width, enc.codec.height) == (160, 96)
+
+
 # ---------------------------------------------------------------------------------- the window
 @pytest.mark.slow
 def test_the_window_drives_a_remote_engine(qtbot, make_window, token_file, tmp_path):

@@ -77,13 +77,14 @@ class Link:
         import aiohttp
         from aiortc import RTCPeerConnection, RTCSessionDescription
 
-        from .media import FrameTrack, loopback_only, low_latency_video
+        from .media import FrameTrack, lean_vp8, loopback_only, low_latency_video
 
         eng = self.engine
         loop = asyncio.get_running_loop()
         self.lost = loop.create_future()
         loopback_only(P.is_loopback(eng.host))
         low_latency_video()
+        lean_vp8()
         self.pc = RTCPeerConnection()
         self.channel = self.pc.createDataChannel(P.CHANNEL)
         self.track = FrameTrack(maxsize=1)  # the encoder always takes the newest frame

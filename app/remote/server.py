@@ -31,7 +31,7 @@ from aiohttp import web
 
 from ..engine import EngineEvents, LiveEngine, LoadRequest
 from . import protocol as P
-from .media import loopback_only, low_latency_video
+from .media import lean_vp8, loopback_only, low_latency_video
 from .session import Session
 
 
@@ -63,6 +63,7 @@ class RemoteServer(EngineEvents):
         self.loop = asyncio.get_running_loop()
         loopback_only(P.is_loopback(host))
         low_latency_video()
+        lean_vp8()
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
