@@ -176,23 +176,17 @@ class DecoderPairs:
 
 
 def decoder_loss(ae, pairs: DecoderPairs, rng, batch: int, crop: int, texture: float = 0.0,
-                 temporal: float = 0.0, source_noise: float = 0.0) -> torch.Tensor:
+                 temporal: float = 0.0) -> torch.Tensor:
     """L1 + gradient L1 of decoded crops (+ ``texture`` x the texture-strength L1); guides come from the
     whole frame, as when streaming. With ``temporal``, samples are pairs of consecutive frames (half as
     many) and the output's change between them is penalised where it exceeds the target's: a style's
-    flicker beyond its own target's, which the per-frame terms cannot see. With ``source_noise``, the
-    source frames the guides see get camera-like noise (a standard deviation drawn up to it, new every
-    frame) while the targets stay clean: the clips are made from still photographs, which have none."""
+    flicker beyond its own target's, which the per-frame terms cannot see."""
     losses = []
     frames = 2 if temporal else 1
     for _ in range(max(1, batch // frames)):
         src, tgt, lat, (y, x, ch, cw), style = pairs.sample(rng, crop, frames)
         with torch.no_grad():
-            seen = to_tensor(src)
-            if source_noise:
-                sigma = torch.from_numpy(rng.uniform(0.0, source_noise, (len(seen), 1, 1, 1)).astype(np.float32))
-                seen = seen + sigma * torch.from_numpy(rng.standard_normal(seen.shape, dtype=np.float32))
-            g = ae.guides(seen)
+            g = ae.guides(to_tensor(src))
         crops = tuple(t[..., y * s:(y + ch) * s, x * s:(x + cw) * s] for t, s in zip(g, (8, 4, 2, STRIDE)))
         z = torch.from_numpy(lat[:, :, y:y + ch, x:x + cw].astype(np.float32))
         out = ae.decode(z, crops, None if style is None else style.expand(frames, -1),
@@ -227,7 +221,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
                   save_every: int, n_threads: int | None, val_clips: int = 24, affine: bool = False,
                   detail_gain: float | None = None, style_film: bool = False, texture: float = 0.0,
                   style_weights: dict[str, float] | None = None, style_smoothing: bool = False,
-                  temporal: float = 0.0, smoothing_only: bool = False, source_noise: float = 0.0) -> dict:
+                  temporal: float = 0.0, smoothing_only: bool = False) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     train = select_clips(data_dir, "train", styles, max_clips)
@@ -276,7 +270,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
         for i in range(start, steps):
             for g in opt.param_groups:
                 g["lr"] = lr_at(i, steps, lr, warmup=100) * g["gain"]
-            loss = decoder_loss(ae, pairs, rng, batch, crop, texture, temporal, source_noise)
+            loss = decoder_loss(ae, pairs, rng, batch, crop, texture, temporal)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -296,7 +290,7 @@ def train_decoder(model_dir: Path, data_dir: Path, out: Path, styles: list[str],
     print(f"[decoder] held out after: {after}")
     record = {"steps": steps, "batch": batch, "head": "affine" if ae.affine else "rgb",
               "style_film": bool(ae.style_dim), "style_smoothing": ae.style_smoothing, "texture": texture,
-              "temporal": temporal, "smoothing_only": smoothing_only, "source_noise": source_noise, "style_weights": style_weights or {},
+              "temporal": temporal, "smoothing_only": smoothing_only, "style_weights": style_weights or {},
               "crop": crop, "lr": lr, "scales": scales, "clips": len(train),
               "styles": styles, "seconds_this_run": round(time.perf_counter() - t0), "history": history[-10:],
               "held_out_before": before, "held_out_after": after}
@@ -333,8 +327,6 @@ def main(argv=None) -> int:
                     help="train the style blur alone (the rest of the decoder stays as it is)")
     ap.add_argument("--temporal", type=float, default=0.0,
                     help="weight of a loss on the output's change between consecutive frames beyond the target's")
-    ap.add_argument("--source-noise", type=float, default=0.0,
-                    help="camera-like noise on the source frames, standard deviation up to this (frame units 2/255)")
     ap.add_argument("--detail-gain", type=float,
                     help="with the affine head: start with the source's detail layer passed through times this")
     ap.add_argument("--texture", type=float, default=0.0,
@@ -351,7 +343,7 @@ def main(argv=None) -> int:
         fail(f"{a.data} is not a data set (no manifest.json; build one with `main.py train data`)")
     if a.crop < 16 or a.crop % 16:
         fail(f"--crop must be a positive multiple of 16, got {a.crop}")
-    for name, v in (("--texture", a.texture), ("--temporal", a.temporal), ("--source-noise", a.source_noise)):
+    for name, v in (("--texture", a.texture), ("--temporal", a.temporal)):
         if v < 0:
             fail(f"{name} must be 0 or more, got {v}")
     weights = {}
@@ -388,7 +380,7 @@ def main(argv=None) -> int:
                       a.frames, a.seed, a.resume, a.save_every, a.threads, affine=a.affine_head,
                       detail_gain=a.detail_gain, style_film=a.style_film, texture=a.texture,
                       style_weights=weights, style_smoothing=a.style_smoothing, temporal=a.temporal,
-                      smoothing_only=a.smoothing_only, source_noise=a.source_noise)
+                      smoothing_only=a.smoothing_only)
     except (KeyError, ValueError) as e:
         fail(str(e).strip("'"))
     return 0
