@@ -29,17 +29,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..engine import EngineEvents, LiveEngine, LoadRequest
+from ..engine import EngineEvents, LoadRequest
 from . import protocol as P
+from .engine_process import EngineProcess
 from .media import lean_vp8, loopback_only, low_latency_video
 from .session import Session
 
 
 class RemoteServer(EngineEvents):
-    """Owns the engine and at most one ``Session``; receives the engine's callbacks (engine thread)
+    """Owns the engine and at most one ``Session``; receives the engine's callbacks (its reader thread)
     and passes them to the session on the event loop."""
 
-    def __init__(self, engine: LiveEngine, base: LoadRequest, token: str, *, heartbeat_timeout: float = 5.0):
+    def __init__(self, engine: EngineProcess, base: LoadRequest, token: str, *, heartbeat_timeout: float = 5.0):
         self.engine = engine
         engine.events = self
         self.base = base  # the model folder and device given on the command line
@@ -122,8 +123,9 @@ class RemoteServer(EngineEvents):
         return web.json_response({
             "protocol": P.PROTOCOL_VERSION, "busy": self.session is not None, "sessions_served": self.sessions_served,
             "sessions_alive": len(Session.alive), "model": info.name if info else None,
-            "device_label": info.device_label if info else None, "rss_mib": current_rss_mib(),
-            "queued_frames": len(self.engine.frames)})
+            "device_label": info.device_label if info else None,
+            "rss_mib": current_rss_mib() + (current_rss_mib(self.engine.pid) if self.engine.pid else 0.0),
+            "queued_frames": self.engine.queued_frames})
 
     # -------------------------------------------------------------------- engine callbacks
     def _to_session(self, method: str, *args) -> None:
@@ -159,13 +161,13 @@ class RemoteServer(EngineEvents):
         self._to_session("send", {"type": "load_progress", "percent": percent, "message": message})
 
 
-def current_rss_mib() -> float:
-    """Resident memory now (not the peak): what a leak makes grow."""
+def current_rss_mib(pid: int | None = None) -> float:
+    """Resident memory now (not the peak) of this process or of ``pid``: what a leak makes grow."""
     try:
-        with open("/proc/self/statm") as f:
+        with open(f"/proc/{pid or 'self'}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
     except (OSError, ValueError):
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 if pid is None else 0.0
 
 
 # ------------------------------------------------------------------------------------ command
@@ -210,7 +212,7 @@ async def serve(args, ready=None) -> int:
     token, generated = read_token(args.token_file, args.host)
     if not 0 <= args.port <= 65535:
         raise ValueError(f"--port must be 0 to 65535, got {args.port}")
-    engine = LiveEngine()
+    engine = EngineProcess()
     base = LoadRequest(folder=Path(args.model) if args.model else None, device=args.device,
                        **({"cpu_threads": args.threads} if args.threads else {}))
     server = RemoteServer(engine, base, token, heartbeat_timeout=args.heartbeat_timeout)

@@ -95,9 +95,9 @@ class Session:
         for f in mine:
             self.out_track.put(f.tag[1], f.image)
         stats = self.engine.stats()
-        st = self.engine.stylizer
+        info = self.engine.model_info
         # the engine takes its next frames now: the client paces its uploads by this (upload_pacing.py)
-        ends = {"ends_chunk": True, "chunk_frames": st.chunk_size} if mine[-1].ends_chunk and st is not None else {}
+        ends = {"ends_chunk": True, "chunk_frames": info.chunk_size} if mine[-1].ends_chunk and info else {}
         self.send({"type": "chunk", "ids": [f.tag[1] for f in mine], "serial": mine[-1].style_serial,
                    "held_ms": [round((now - f.tag[2]) * 1000, 2) for f in mine],
                    "stats": {k: round(v, 2) for k, v in stats.items() if k.endswith("_ms") and isinstance(v, float)}
