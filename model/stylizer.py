@@ -21,6 +21,7 @@ from .adacache import AdaCache
 from .build import default_dtype
 from .checkpoint import LoadedModel, load_model
 from .guided_codec import GuidedCodec
+from .palette import ReferencePalette
 from .schedule import FlowSchedule
 from .smoothing import LatentSmoother
 from .speed import SpeedSettings, speed_settings
@@ -131,6 +132,8 @@ class StreamStylizer:
         # motion-gated blend of each output latent with the previous one (model.smoothing); None: the card's
         self.smoother = LatentSmoother(float(self.model.card.get("latent_smoothing", 0.0)) if smoothing is None
                                        else smoothing)
+        # reference mode: the output's mean colour moved to the one its reference predicts (model.palette)
+        self.palette = ReferencePalette((self.model.card.get("reference_palette") or {}).get("weights"))
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution
@@ -217,6 +220,7 @@ class StreamStylizer:
         conditioning = match.trained_prompt if match else prompt
         context = self.model.text_encoder.encode(conditioning).to(self.device, self.dtype)
         self._switch(context, None)
+        self.palette.set_reference(None)
         self.style = StyleSpec(prompt=prompt)
         self.prompt_match = match
 
@@ -235,6 +239,7 @@ class StreamStylizer:
         latent = self._encode_reference(image)
         context = self.model.text_encoder.encode(prompt or self.cfg.reference_prompt).to(self.device, self.dtype)
         self._switch(context, latent)
+        self.palette.set_reference(image)
         self.style = spec
         self.prompt_match = None
 
@@ -296,6 +301,7 @@ class StreamStylizer:
         self.adacache.reset()
         self.model.codec.reset()
         self.smoother.reset()
+        self.palette.reset()
         self._pending: list[np.ndarray] = []
         self.generator = torch.Generator(self.device).manual_seed(self.seed)
         self._stream_noise = self.generator.get_state()
@@ -398,7 +404,7 @@ class StreamStylizer:
         latent = self.smoother(latent)
         if not self.guided:
             t3 = self._tick()
-            images = self._images(codec.decode(latent)[0])
+            images = [self.palette(i) for i in self._images(codec.decode(latent)[0])]
             times.decode += (self._tick() - t3) * 1000
             yield from images
             return
@@ -409,6 +415,7 @@ class StreamStylizer:
             image = image[:h, :w]
             if self._work_hw != self._frame_hw:  # stylized at a larger size: shown at the stream's own
                 image = at_output_size(image, self._frame_hw)
+            image = self.palette(image)
             times.decode += (self._tick() - t3) * 1000
             yield image
 

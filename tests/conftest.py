@@ -190,3 +190,19 @@ def make_window(qtbot, qasync_loop, tmp_path, gallery_dir, random_model_dir, sam
         assert w.threads_alive == []
         assert not w.display.status_timer.isActive() and not w.sources.transport_timer.isActive()
         assert not w.display.timer.isActive()
+
+
+@pytest.fixture(scope="module")
+def guided_model(tmp_path_factory, text_encoder):
+    """A random tiny source-guided model (output at the source's size), saved as a model folder."""
+    import torch
+
+    from model.checkpoint import build_tiny_parts, load_model, save_tiny_model
+    from model.config import ModelConfig
+
+    cfg = ModelConfig.named("tiny").replace(vae="guided", latent_channels=8, vae_stride=(1, 16, 16),
+                                            codec_widths=(4, 8, 8, 16), resolution=(64, 96), window_frames=4)
+    torch.manual_seed(0)
+    dit, ae = build_tiny_parts(cfg)
+    folder = save_tiny_model(tmp_path_factory.mktemp("guided") / "m", cfg, dit, ae, {"name": "guided-random"})
+    return load_model(folder, text_encoder=text_encoder)

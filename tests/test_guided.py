@@ -13,16 +13,6 @@ from model.stylizer import StreamStylizer
 from tests.conftest import moving_frames, synthetic_photo
 
 
-@pytest.fixture(scope="module")
-def guided_model(tmp_path_factory, text_encoder):
-    cfg = ModelConfig.named("tiny").replace(vae="guided", latent_channels=8, vae_stride=(1, 16, 16),
-                                            codec_widths=(4, 8, 8, 16), resolution=(64, 96), window_frames=4)
-    torch.manual_seed(0)
-    dit, ae = build_tiny_parts(cfg)
-    folder = save_tiny_model(tmp_path_factory.mktemp("guided") / "m", cfg, dit, ae, {"name": "guided-random"})
-    return load_model(folder, text_encoder=text_encoder)
-
-
 def test_codec_shapes_and_guides():
     ae = GuidedAutoencoder(8, (4, 8, 8, 16))
     x = torch.rand(2, 3, 64, 96) * 2 - 1
