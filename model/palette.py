@@ -5,7 +5,7 @@ nearly the same dark blue-grey picture, darker than every target, and the best c
 outputs onto their targets (an oracle) was worth up to 4.8 dB. The target's mean colour (OpenCV's
 8-bit CIE Lab) is predictable from the output's own mean and the reference image's mean and spread: a
 linear map fitted by ridge regression on a data set's reference clips (``main.py train palette``)
-cut the mean-colour error on its clips from 147 to 46 (Lab units squared, five folds held out in
+cut the mean-colour error on its clips from 146 to 46 (Lab units squared, five folds held out in
 turn). At run time the output's mean is a running mean over the stream, so a frame's colours do not
 pump with what is in view, and the move is one RGB offset per frame.
 
