@@ -19,7 +19,7 @@ import torch
 
 from .adacache import AdaCache
 from .build import default_dtype
-from .checkpoint import LoadedModel, load_model
+from .checkpoint import CheckpointError, LoadedModel, load_model
 from .guided_codec import GuidedCodec
 from .palette import ReferencePalette
 from .schedule import FlowSchedule
@@ -132,8 +132,11 @@ class StreamStylizer:
         # motion-gated blend of each output latent with the previous one (model.smoothing); None: the card's
         self.smoother = LatentSmoother(float(self.model.card.get("latent_smoothing", 0.0)) if smoothing is None
                                        else smoothing)
-        # reference mode: the output's mean colour moved to the one its reference predicts (model.palette)
-        self.palette = ReferencePalette((self.model.card.get("reference_palette") or {}).get("weights"))
+        # reference mode: the output's colours mapped to where its reference's targets put them (model.palette)
+        try:
+            self.palette = ReferencePalette((self.model.card.get("reference_palette") or {}).get("weights"))
+        except ValueError as e:
+            raise CheckpointError(f"{self.model.folder}: model_card.json: {e}") from None
         self.set_steps(steps)
         self.height, self.width = self.cfg.resolution
         # a guided codec renders at the source's own size (up to MAX_OUTPUT); others at the config's resolution

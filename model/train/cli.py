@@ -9,7 +9,7 @@ STAGES = {
     "vae": ("model.train.autoencoder", "train the tiny per-frame autoencoder"),
     "codec": ("model.train.codec", "train the source-guided codec (full-resolution output)"),
     "decoder": ("model.train.decoder", "fit a guided codec's decoder to the latents its DiT produces"),
-    "palette": ("model.train.palette", "fit reference mode's palette map to a data set's reference clips"),
+    "palette": ("model.train.palette", "fit reference mode's colour map to a data set's reference clips"),
     "latents": ("model.train.latents", "encode clips and their stylized targets once, for the DiT stages"),
     "teacher": ("model.train.stages", "stage 1: bidirectional teacher, flow matching"),
     "student": ("model.train.stages", "stage 2: causal few-step student on the fixed timestep list"),

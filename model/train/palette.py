@@ -1,79 +1,124 @@
-"""``main.py train palette``: fit reference mode's palette map (``model/palette.py``) on a data set.
+"""``main.py train palette``: fit reference mode's colour map (``model/palette.py``) on a data set.
 
 Every reference clip of the data set is streamed through the model as the app streams it (fixed noise,
-the palette off); the mean colour of its outputs, its reference image's mean and spread, and the mean
-colour of its targets make one row, and ridge regression maps the first two to the third. The weights
-go into the model folder's card (``reference_palette``) with the fit's record: the mean-colour error
-without the map and with it, on five folds of the training clips held out in turn and on the
-validation clips.
+the map off). Each frame gives the map's features (the running statistics the stylizer would use) and,
+on ``SAMPLES`` pixels drawn at random at full resolution, the colours of the output's base (what the
+map recolours), the output's and the target's. The
+map's weights minimise the squared difference over all of them (RGB, so PSNR is what improves), with a
+small ridge toward no change; the sums they need are 4x4 and 4x3 a frame, so the fit is one linear
+solve. The weights go into the model folder's card (``reference_palette``) with the fit's record:
+PSNR on the sampled pixels without the map and with it, on five folds of the training clips held out
+in turn and on the validation clips.
 """
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..checkpoint import load_model
-from ..palette import FEATURES, features, lab_stats
+from ..palette import FEATURES, MAP_SHAPE, ReferencePalette, base
 from ..stylizer import StreamStylizer
 from .common import fail, write_card
 from .data import load_clip, load_manifest, load_target
 from .painterly import REFERENCE_STYLE
 
+SAMPLES = 4096  # pixels a frame
 
-def palette_rows(model_dir: Path, data_dir: Path, split: str, limit: int, log=print) -> tuple[np.ndarray, ...]:
-    """(features [N, FEATURES], target means [N, 3], output means [N, 3]) of a split's reference clips."""
+
+@dataclass
+class FrameSums:
+    """Per frame: features [N, F], sum of x x^T [N, 4, 4], of x r^T [N, 4, 3], of |r|^2 [N], pixels [N];
+    x = [R, G, B, 1] of the output's base, r = target - output, colours in 0..1; ``clip`` [N] numbers
+    the clips."""
+    f: np.ndarray
+    xx: np.ndarray
+    xr: np.ndarray
+    rr: np.ndarray
+    pixels: np.ndarray
+    clip: np.ndarray
+
+    def take(self, mask: np.ndarray) -> "FrameSums":
+        return FrameSums(*(a[mask] for a in (self.f, self.xx, self.xr, self.rr, self.pixels, self.clip)))
+
+    def squared_error(self, weights: np.ndarray | None) -> np.ndarray:
+        """Each frame's summed squared error with the map (None: without)."""
+        if weights is None:
+            return self.rr
+        m = np.einsum("na,aik->nik", self.f, weights)
+        return self.rr - 2 * np.einsum("nik,nik->n", m, self.xr) + np.einsum("nik,nij,njk->n", m, self.xx, m)
+
+    def psnr(self, weights: np.ndarray | None) -> float | None:
+        """Mean over clips of each clip's PSNR on its sampled pixels."""
+        err = self.squared_error(weights)
+        clips = np.unique(self.clip)
+        if not len(clips):
+            return None
+        mse = [err[self.clip == c].sum() / (3 * self.pixels[self.clip == c].sum()) for c in clips]
+        return round(float(np.mean(10 * np.log10(1.0 / np.maximum(mse, 1e-12)))), 3)
+
+
+def frame_sums(model_dir: Path, data_dir: Path, split: str, limit: int, log=print) -> FrameSums:
     entries = [e for e in load_manifest(data_dir)["clips"]
                if e.get("style") == REFERENCE_STYLE and e["split"] == split and e.get("reference")][:limit]
-    st = StreamStylizer(load_model(model_dir), noise="fixed", min_side=0)
-    st.palette.weights = None  # the outputs as the DiT and decoder paint them
-    xs, ys, outs = [], [], []
+    model = load_model(model_dir)
+    model.card.pop("reference_palette", None)  # the outputs as the DiT and decoder paint them (and a stale map)
+    st = StreamStylizer(model, noise="fixed", min_side=0)
+    probe = ReferencePalette()
+    rng = np.random.default_rng(0)
+    rows: dict[str, list] = {k: [] for k in ("f", "xx", "xr", "rr", "pixels", "clip")}
     for k, e in enumerate(entries):
         src, tgt = np.asarray(load_clip(data_dir, e)), np.asarray(load_target(data_dir, e))
         ref = cv2.cvtColor(cv2.imread(str(Path(data_dir) / e["reference"])), cv2.COLOR_BGR2RGB)
         st.reset()
         st.set_reference(ref)
-        frames = (st.push(list(src)) + st.flush())[:len(tgt)]
-        out_mean = np.mean([lab_stats(f)[0] for f in frames], 0)
-        xs.append(features(out_mean, lab_stats(ref, square=True)))
-        ys.append(np.mean([lab_stats(t)[0] for t in tgt], 0))
-        outs.append(out_mean)
+        probe.set_reference(ref)
+        for out, target in zip(st.push(list(src)) + st.flush(), tgt):
+            pick = rng.integers(0, out.shape[0] * out.shape[1], SAMPLES)
+            o = out.reshape(-1, 3)[pick].astype(np.float64) / 255.0
+            x = np.concatenate([base(out).reshape(-1, 3)[pick] / 255.0, np.ones((SAMPLES, 1))], 1)
+            r = np.asarray(target).reshape(-1, 3)[pick] / 255.0 - o
+            for key, value in (("f", probe.features(out)), ("xx", x.T @ x), ("xr", x.T @ r),
+                               ("rr", float((r * r).sum())), ("pixels", SAMPLES), ("clip", k)):
+                rows[key].append(value)
         if (k + 1) % 100 == 0:
             log(f"[palette] {split}: {k + 1}/{len(entries)} clips")
-    return np.array(xs).reshape(-1, FEATURES), np.array(ys).reshape(-1, 3), np.array(outs).reshape(-1, 3)
+    if not rows["f"]:
+        return FrameSums(np.zeros((0, FEATURES)), np.zeros((0, 4, 4)), np.zeros((0, 4, 3)), *(np.zeros(0),) * 3)
+    return FrameSums(*(np.array(rows[k]) for k in ("f", "xx", "xr", "rr", "pixels", "clip")))
 
 
-def ridge(x: np.ndarray, y: np.ndarray, strength: float) -> np.ndarray:
-    return np.linalg.solve(x.T @ x + strength * np.eye(x.shape[1]), x.T @ y)
+def solve(sums: FrameSums, strength: float) -> np.ndarray:
+    """The least-squares weights [FEATURES, 4, 3], ridge ``strength`` per sampled pixel."""
+    n = FEATURES * 4
+    gram = np.einsum("na,nb,nij->aibj", sums.f, sums.f, sums.xx).reshape(n, n)
+    rhs = np.einsum("na,nik->aik", sums.f, sums.xr).reshape(n, 3)
+    return np.linalg.solve(gram + strength * sums.pixels.sum() * np.eye(n), rhs).reshape(MAP_SHAPE)
 
 
-def error(pred: np.ndarray, y: np.ndarray) -> float:
-    """Mean squared distance of mean colours, in Lab units squared."""
-    return round(float(np.mean(np.sum((pred.reshape(-1, 3) - y) ** 2, 1))), 1) if len(y) else None
-
-
-def fit_palette(model_dir: Path, data_dir: Path, strength: float = 1.0, max_clips: int = 100000,
+def fit_palette(model_dir: Path, data_dir: Path, strength: float = 1e-5, max_clips: int = 100000,
                 folds: int = 5, log=print) -> dict:
     t0 = time.perf_counter()
-    x, y, out = palette_rows(model_dir, data_dir, "train", max_clips, log)
-    if len(y) < FEATURES:
-        raise ValueError(f"{data_dir} has {len(y)} training reference clips; the palette needs at least "
-                         f"{FEATURES} (build the data set with reference clips)")
-    order = np.random.default_rng(0).permutation(len(y))
-    held = []
-    for part in np.array_split(order, folds):
-        keep = np.setdiff1d(order, part)
-        held.append(x[part] @ ridge(x[keep], y[keep], strength))
-    cv_pred = np.empty_like(y)
-    cv_pred[np.concatenate(np.array_split(order, folds))] = np.concatenate(held)
-    weights = ridge(x, y, strength)
-    vx, vy, vout = palette_rows(model_dir, data_dir, "val", max_clips, log)
-    record = {"clips": len(y), "val_clips": len(vy), "ridge": strength,
-              "mean_colour_error_cv": {"without": error(out, y), "with": error(cv_pred, y)},
-              "mean_colour_error_val": {"without": error(vout, vy), "with": error(vx @ weights, vy)},
+    train = frame_sums(model_dir, data_dir, "train", max_clips, log)
+    clips = np.unique(train.clip)
+    if len(clips) < 10:
+        raise ValueError(f"{data_dir} has {len(clips)} training reference clips; the colour map needs at "
+                         f"least 10 (build the data set with reference clips)")
+    held_err = np.empty(len(train.clip))
+    for part in np.array_split(np.random.default_rng(0).permutation(clips), folds):
+        held = np.isin(train.clip, part)
+        held_err[held] = train.take(held).squared_error(solve(train.take(~held), strength))
+    cv = FrameSums(train.f, train.xx, train.xr, held_err, train.pixels, train.clip)  # the held-out errors
+    weights = solve(train, strength)
+    val = frame_sums(model_dir, data_dir, "val", max_clips, log)
+    record = {"clips": len(clips), "val_clips": len(np.unique(val.clip)), "ridge": strength,
+              "samples_per_frame": SAMPLES,
+              "psnr_cv": {"without": train.psnr(None), "with": cv.psnr(None)},
+              "psnr_val": {"without": val.psnr(None), "with": val.psnr(weights)},
               "seconds": round(time.perf_counter() - t0)}
     write_card(model_dir, {"reference_palette": {"weights": weights.round(6).tolist(), "fit": record}})
     log(f"[palette] {record}")
@@ -84,7 +129,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="main.py train palette", description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, type=Path, help="model folder; its card gets the palette weights")
     ap.add_argument("--data", required=True, type=Path, help="a data set with reference clips and stored targets")
-    ap.add_argument("--ridge", type=float, default=1.0, help="ridge regression's strength (default 1)")
+    ap.add_argument("--ridge", type=float, default=1e-5, help="ridge strength per sampled pixel (default 1e-5)")
     ap.add_argument("--max-clips", type=int, default=100000)
     a = ap.parse_args(argv)
     if not (a.model / "config.json").is_file():
