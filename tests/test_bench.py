@@ -79,3 +79,28 @@ def test_remote_bench_measures_a_source_size_model_at_the_camera_size(tmp_path):
     # a model with a fixed working size streams a 640x360 camera at each size, rounded up to 16 pixels
     assert [(r.camera, r.resolution) for r in plan_rows(sizes, False)] == [
         ((360, 640), (192, 320)), ((360, 640), (368, 640))]
+
+
+def test_remote_pool_judges_the_bars_on_the_pairs_mean_and_its_interval(tmp_path, capsys):
+    from benchmarks.remote_pool import main as pool_main
+
+    def run(path, ratios, added):
+        pairs = [({"fps": 10.0, "capture_to_display_ms": {"p50": 100.0}},
+                  {"fps": 10.0 * r, "capture_to_display_ms": {"p50": 100.0 + a}}) for r, a in zip(ratios, added)]
+        path.write_text(json.dumps({"settings": {"repeats": len(pairs)}, "device": {"threads": 1}, "results": [
+            {"resolution": [360, 640], "runs": {"local": [p[0] for p in pairs], "remote": [p[1] for p in pairs]}}]}))
+        return path
+
+    steady = [run(tmp_path / f"s{i}.json", [0.93, 0.95, 0.94], [30, 32, 31]) for i in range(3)]
+    out = tmp_path / "pooled.json"
+    assert pool_main([*map(str, steady), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())["sizes"]["640x360"]
+    assert got["pairs"] == 9 and abs(got["fps_ratio"]["mean"] - 0.94) < 1e-6 and got["meets_bars"]["ci95"]
+    # one run below the bar and a mean just above it: the mean passes, its interval does not
+    noisy = [run(tmp_path / "n1.json", [0.99, 0.85], [20, 45]), run(tmp_path / "n2.json", [0.96, 0.84], [25, 40])]
+    assert pool_main([*map(str, noisy), "--out", str(out)]) == 0
+    got = json.loads(out.read_text())["sizes"]["640x360"]
+    assert got["meets_bars"] == {"mean": True, "ci95": False}
+    with pytest.raises(SystemExit):
+        pool_main([str(tmp_path / "missing.json")])
+    assert "no such file" in capsys.readouterr().err
