@@ -3,12 +3,11 @@
 Every reference clip of the data set is streamed through the model as the app streams it (fixed noise,
 the map off). Each frame gives the map's features (the running statistics the stylizer would use) and,
 on ``SAMPLES`` pixels drawn at random at full resolution, the colours of the output's base (what the
-map recolours), the output's and the target's. The
-map's weights minimise the squared difference over all of them (RGB, so PSNR is what improves), with a
-small ridge toward no change; the sums they need are 4x4 and 4x3 a frame, so the fit is one linear
-solve. The weights go into the model folder's card (``reference_palette``) with the fit's record:
-PSNR on the sampled pixels without the map and with it, on five folds of the training clips held out
-in turn and on the validation clips.
+map recolours), of the output and of the target. The map's weights minimise the squared difference
+over all of them (RGB, so PSNR is what improves), with a small ridge toward no change; the sums they
+need are 4x4 and 4x3 a frame, so the fit is one linear solve. The weights go into the model folder's
+card (``reference_palette``) with the fit's record: PSNR on the sampled pixels without the map and
+with it, on five folds of the training clips held out in turn and on the validation clips.
 """
 from __future__ import annotations
 
